@@ -1,0 +1,1 @@
+"""The NeuroCAAS job manager: everything the Lambda handlers do, kept out of ``app.py``."""

@@ -1,0 +1,203 @@
+"""A small typed facade over the S3, EC2 and SSM calls the job manager makes.
+
+Retries come from botocore's retry configuration. AWS errors leave this module as
+:class:`AWSFailure` with a message a user can act on, or as one of the two narrow exceptions
+below that callers handle as part of normal control flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.exceptions import AWSFailure
+from chalicelib.paths import ObjectRef
+from chalicelib.plan import RootVolume
+
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=5, read_timeout=30)
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+ADVICE = {
+    "InsufficientInstanceCapacity": "AWS has no capacity for this instance type in the region right now. "
+    "Try again later, or submit with another allowed instance_type.",
+    "VcpuLimitExceeded": "The account's vCPU quota for this instance type is reached. Try again when running "
+    "jobs have finished, or ask the analysis developer to raise the quota.",
+    "InstanceLimitExceeded": "The account's instance quota is reached. Try again when running jobs have finished.",
+    "RequestLimitExceeded": "AWS is throttling requests. Submit again in a few minutes.",
+    "Throttling": "AWS is throttling requests. Submit again in a few minutes.",
+    "SlowDown": "S3 is throttling requests. Submit again in a few minutes.",
+    "UnauthorizedOperation": "The job manager is not permitted to do this. Contact the analysis developer.",
+    "AccessDenied": "The job manager is not permitted to do this. Contact the analysis developer.",
+    "InvalidAMIID.NotFound": "The analysis's machine image does not exist in this region. Contact the analysis developer.",
+    "InvalidAMIID.Malformed": "The analysis's machine image id is malformed. Contact the analysis developer.",
+}
+
+
+class ObjectMissing(Exception):
+    """The S3 object does not exist."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional S3 write lost: the object exists (If-None-Match) or changed (If-Match)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    body: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class LaunchedInstance:
+    instance_id: str
+    launch_index: int
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    instance_id: str
+    state: str
+    tags: dict[str, str]
+    instance_type: str
+    launch_index: int
+
+
+def _failure(operation: str, error: Exception) -> AWSFailure:
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        advice = ADVICE.get(code, "Submit again; if it keeps failing, contact the analysis developer.")
+        return AWSFailure(f"AWS refused {operation} ({code}). {advice}", code=code)
+    return AWSFailure(f"Could not reach AWS for {operation}. Submit again in a few minutes.", code="Connection")
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class AWSClient:
+    """The AWS operations of the job manager, one method per thing it needs."""
+
+    def __init__(self, s3: Any, ec2: Any, ssm: Any) -> None:
+        self.s3, self.ec2, self.ssm = s3, ec2, ssm
+
+    @classmethod
+    def create(cls, region: str | None = None, session: boto3.Session | None = None) -> "AWSClient":
+        session = session or boto3.Session()
+        make = lambda name: session.client(name, region_name=region, config=RETRIES)  # noqa: E731
+        return cls(make("s3"), make("ec2"), make("ssm"))
+
+    # --- S3 -----------------------------------------------------------------------------------
+    def get_object(self, ref: ObjectRef) -> StoredObject:
+        try:
+            response = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)
+            return StoredObject(response["Body"].read(), response["ETag"])
+        except ClientError as error:
+            if _code(error) in ("NoSuchKey", "404", "NotFound"):
+                raise ObjectMissing(ref.uri) from error
+            raise _failure(f"reading {ref.uri}", error) from error
+        except BotoCoreError as error:
+            raise _failure(f"reading {ref.uri}", error) from error
+
+    def exists(self, ref: ObjectRef) -> bool:
+        """Whether an object exists, or for a folder key whether anything lies under it."""
+        try:
+            if ref.is_folder:
+                listing = self.s3.list_objects_v2(Bucket=ref.bucket, Prefix=ref.key, MaxKeys=1)
+                return listing.get("KeyCount", 0) > 0
+            self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
+            return True
+        except ClientError as error:
+            if _code(error) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                return False
+            raise _failure(f"checking {ref.uri}", error) from error
+        except BotoCoreError as error:
+            raise _failure(f"checking {ref.uri}", error) from error
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str = "text/plain",
+            if_none_match: bool = False, if_match: str | None = None) -> str:
+        """Write an object; with a condition, :class:`PreconditionFailed` when it does not hold."""
+        extra: dict[str, str] = {}
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        if if_match:
+            extra["IfMatch"] = if_match
+        try:
+            return str(self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)["ETag"])
+        except ClientError as error:
+            if _code(error) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                raise PreconditionFailed(f"s3://{bucket}/{key}") from error
+            raise _failure(f"writing s3://{bucket}/{key}", error) from error
+        except BotoCoreError as error:
+            raise _failure(f"writing s3://{bucket}/{key}", error) from error
+
+    def list_keys(self, bucket: str, prefix: str) -> Iterator[str]:
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
+
+    # --- EC2 ----------------------------------------------------------------------------------
+    def run_instances(self, request: Mapping[str, Any]) -> list[LaunchedInstance]:
+        try:
+            response = self.ec2.run_instances(**request)
+        except (ClientError, BotoCoreError) as error:
+            raise _failure("starting instances", error) from error
+        return [LaunchedInstance(i["InstanceId"], int(i.get("AmiLaunchIndex", 0))) for i in response["Instances"]]
+
+    def terminate(self, instance_ids: Sequence[str]) -> None:
+        if not instance_ids:
+            return
+        try:
+            self.ec2.terminate_instances(InstanceIds=list(instance_ids))
+        except (ClientError, BotoCoreError) as error:
+            raise _failure("stopping instances", error) from error
+
+    def find_instances(self, tags: Mapping[str, str], states: Sequence[str] = LIVE_STATES) -> list[InstanceInfo]:
+        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        filters.append({"Name": "instance-state-name", "Values": list(states)})
+        found = []
+        try:
+            for page in self.ec2.get_paginator("describe_instances").paginate(Filters=filters):
+                for reservation in page["Reservations"]:
+                    for i in reservation["Instances"]:
+                        found.append(InstanceInfo(
+                            instance_id=i["InstanceId"], state=i["State"]["Name"],
+                            tags={t["Key"]: t["Value"] for t in i.get("Tags", ())},
+                            instance_type=i.get("InstanceType", ""),
+                            launch_index=int(i.get("AmiLaunchIndex", 0)),
+                        ))
+        except (ClientError, BotoCoreError) as error:
+            raise _failure("listing instances", error) from error
+        return found
+
+    def image_root(self, ami: str) -> RootVolume | None:
+        try:
+            images = self.ec2.describe_images(ImageIds=[ami])["Images"]
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(f"reading machine image {ami}", error) from error
+        if not images:
+            return None
+        image = images[0]
+        device = image.get("RootDeviceName", "/dev/sda1")
+        for mapping in image.get("BlockDeviceMappings", ()):
+            if mapping.get("DeviceName") == device and "Ebs" in mapping:
+                return RootVolume(device, int(mapping["Ebs"].get("VolumeSize", 8)))
+        return RootVolume(device, 8)
+
+    # --- SSM ----------------------------------------------------------------------------------
+    def get_parameter(self, name: str) -> str | None:
+        try:
+            return str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except ClientError as error:
+            if _code(error) == "ParameterNotFound":
+                return None
+            raise _failure(f"reading the budget parameter {name}", error) from error
+        except BotoCoreError as error:
+            raise _failure(f"reading the budget parameter {name}", error) from error

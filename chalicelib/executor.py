@@ -1,0 +1,123 @@
+"""Carrying out a job plan: launch, record, and on any failure stop everything it started."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from chalicelib import pricing
+from chalicelib.awsclient import AWSClient, LaunchedInstance
+from chalicelib.certificate import Certificate, dataset_line
+from chalicelib.exceptions import NeuroCAASError, Step, UnexpectedFailure
+from chalicelib.jobstore import JobStore
+from chalicelib.plan import JobPlan, run_instances_request
+from chalicelib.records import DatasetRecord, DatasetState, JobRecord, JobState, status_document
+
+
+class JobExecutor:
+    """Executes one :class:`JobPlan` against AWS through a :class:`JobStore`."""
+
+    def __init__(self, aws: AWSClient, store: JobStore, clock: Callable[[], datetime], logger: Any) -> None:
+        self.aws, self.store, self.clock, self.logger = aws, store, clock, logger
+
+    def execute(self, plan: JobPlan, record: JobRecord, certificate: Certificate, resumed: bool) -> JobRecord:
+        launched: list[str] = []
+        step = Step.ENVIRONMENT
+        try:
+            for dataset in plan.datasets:
+                if dataset.config_body is not None:
+                    self.store.save_object(dataset.config, dataset.config_body)
+            price = pricing.hourly_price(plan.instance_type)
+            certificate.step(step, self.clock(), (
+                f"{len(plan.datasets)} instance(s) of {plan.instance_type} (${price.hourly:.4f}/h), lifetime "
+                f"{plan.lifetime_minutes} min each: estimated cost ${plan.estimated_cost:.2f}"
+            ))
+            for note in plan.notes:
+                certificate.note(note)
+            step = Step.PROCESSING
+            by_batch = self._launched_before(plan) if resumed else {}
+            instance_of: dict[tuple[int, int], str] = {}
+            for batch in plan.batches:
+                instances = by_batch.get(batch.number) or self.aws.run_instances(run_instances_request(plan, batch))
+                for instance in instances:
+                    instance_of[(batch.number, instance.launch_index)] = instance.instance_id
+                    launched.append(instance.instance_id)
+            self._record_running(plan, record, certificate, instance_of)
+        except Exception as error:
+            self._abort(plan, record, certificate, launched, error, step)
+            raise
+        return record
+
+    def _launched_before(self, plan: JobPlan) -> dict[int, list[LaunchedInstance]]:
+        """Instances an earlier, interrupted attempt at this job already started, by batch."""
+        found: dict[int, list[LaunchedInstance]] = {}
+        for info in self.aws.find_instances({"analysis": plan.analysis, "job": plan.tags["job"],
+                                             "group": plan.submission.group}):
+            batch = int(info.tags.get("neurocaas:batch", "0"))
+            found.setdefault(batch, []).append(LaunchedInstance(info.instance_id, info.launch_index))
+        expected = {b.number: b.count for b in plan.batches}
+        return {b: i for b, i in found.items() if len(i) == expected.get(b)}
+
+    def _record_running(self, plan: JobPlan, record: JobRecord, certificate: Certificate,
+                        instance_of: dict[tuple[int, int], str]) -> None:
+        now = self.clock()
+        certificate.step(Step.PROCESSING, now, f"{len(instance_of)} instance(s) launched; each starts "
+                         "its dataset as soon as it boots.")
+        for dataset in plan.datasets:
+            instance_id = instance_of[(dataset.batch, dataset.launch_index)]
+            command = f"instance {instance_id} launched; waiting for it to boot"
+            self.store.save_status(dataset.status_key, status_document(
+                status=DatasetState.INITIALIZING, reason="", input_key=dataset.input.key,
+                instance=instance_id, command=command, job_start=now,
+            ))
+            certificate.datasets.append(dataset_line(dataset.input.key, DatasetState.INITIALIZING.value, now, command))
+            record.datasets[dataset.label] = DatasetRecord(
+                input=dataset.input.key, config=dataset.config.key, status_key=dataset.status_key,
+                instance_id=instance_id, member=dataset.member,
+            )
+        self.store.save_certificate(certificate)
+        record.instance_ids = list(instance_of.values())
+        record.state = JobState.RUNNING
+        record.started = now
+        record.lease_expires = None
+        self.store.save_record(record, now)
+
+    def _abort(self, plan: JobPlan, record: JobRecord, certificate: Certificate, launched: list[str],
+               error: Exception, step: Step) -> None:
+        """Stop every instance of the job and say why in the certificate and the record."""
+        self.logger.exception("job failed while starting", extra={"job": plan.job_id, "launched": launched})
+        try:
+            stragglers = [i.instance_id for i in self.aws.find_instances(
+                {"analysis": plan.analysis, "job": plan.tags["job"], "group": plan.submission.group})]
+        except NeuroCAASError:
+            stragglers = []
+        to_stop = sorted(set(launched) | set(stragglers))
+        try:
+            self.aws.terminate(to_stop)
+        except NeuroCAASError:
+            self.logger.exception("could not terminate instances", extra={"instances": to_stop})
+        failure = _reported(error, step, len(to_stop))
+        now = self.clock()
+        certificate.fail(failure, now)
+        record.state = JobState.FAILED
+        record.reason = failure.message
+        record.refused = not to_stop
+        record.finished = now
+        record.instance_ids = to_stop
+        record.lease_expires = None
+        try:
+            self.store.save_certificate(certificate)
+            self.store.save_record(record, now)
+        except NeuroCAASError:
+            self.logger.exception("could not record the failure", extra={"job": plan.job_id})
+
+
+def _reported(error: Exception, step: Step, stopped: int) -> NeuroCAASError:
+    """The failure as the user reads it: the step it happened in and what was cleaned up."""
+    if not isinstance(error, NeuroCAASError):
+        return UnexpectedFailure(step, stopped > 0)
+    cleanup = f" The {stopped} instance(s) already started were stopped." if stopped else ""
+    reported = NeuroCAASError(error.message + cleanup)
+    reported.label, reported.step = error.label, step
+    return reported

@@ -1,0 +1,140 @@
+"""A job plan: everything the executor will do for one submission, decided up front.
+
+Plans are values: they can be printed, compared and tested without AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib.paths import ObjectRef
+from chalicelib.submission import Submission
+
+
+@dataclass(frozen=True)
+class RootVolume:
+    """The root disk of the image, as the instance will get it."""
+
+    device_name: str
+    size_gb: int
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """What the planner needs to know from S3 and EC2, gathered before planning."""
+
+    existing: frozenset[ObjectRef]
+    config_body: bytes | None
+    image_root: RootVolume | None = None
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """The group's spending and the analysis's load, as of now (CONTRACT section 8)."""
+
+    limit: float | None
+    limit_source: str
+    spent: float = 0.0
+    running_cost: float = 0.0
+    running_instances: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """One instance's work: which input and config, and where its status is written."""
+
+    label: str
+    input: ObjectRef
+    config: ObjectRef
+    status_key: str
+    batch: int
+    launch_index: int
+    member: int | None = None
+    config_body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class LaunchBatch:
+    """One ``RunInstances`` request: ``count`` instances sharing one boot script."""
+
+    number: int
+    instance_type: str
+    count: int
+    user_data: str
+    client_token: str
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    submission: Submission
+    submit_etag: str
+    analysis: str
+    ami: str
+    instance_type: str
+    lifetime_minutes: int
+    datasets: tuple[DatasetPlan, ...]
+    batches: tuple[LaunchBatch, ...]
+    tags: dict[str, str]
+    estimated_cost: float
+    iam_role: str = ""
+    key_name: str = ""
+    security_groups: tuple[str, ...] = ()
+    root_volume: RootVolume | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def job_id(self) -> str:
+        return self.submission.job_id
+
+    def describe(self) -> str:
+        """A readable summary of the plan, as printed by ``neurocaas`` and devtools."""
+        s = self.submission
+        lines = [
+            f"Job {s.job_id} of {self.analysis} for group {s.group}",
+            f"  job folder:     s3://{s.location.bucket}/{s.location.prefix}/",
+            f"  image:          {self.ami} on {self.instance_type}, lifetime {self.lifetime_minutes} min",
+            f"  estimated cost: ${self.estimated_cost:.2f}",
+        ]
+        if self.root_volume:
+            lines.append(f"  root volume:    {self.root_volume.size_gb} GB on {self.root_volume.device_name}")
+        lines.append(f"  launches:       {len(self.batches)} request(s) for {len(self.datasets)} instance(s)")
+        for d in self.datasets:
+            lines.append(f"    - {d.label}: {d.input.uri} with {d.config.uri}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def run_instances_request(plan: JobPlan, batch: LaunchBatch) -> dict[str, object]:
+    """The ``RunInstances`` parameters for one batch: all-or-nothing, tagged, self-terminating."""
+    tags = [{"Key": k, "Value": v} for k, v in {**plan.tags, "neurocaas:batch": str(batch.number)}.items()]
+    request: dict[str, object] = {
+        "ImageId": plan.ami,
+        "InstanceType": batch.instance_type,
+        "MinCount": batch.count,
+        "MaxCount": batch.count,
+        "UserData": batch.user_data,
+        "ClientToken": batch.client_token,
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags},
+        ],
+    }
+    if plan.iam_role:
+        request["IamInstanceProfile"] = {"Name": plan.iam_role}
+    if plan.key_name:
+        request["KeyName"] = plan.key_name
+    if plan.security_groups:
+        ids = [g for g in plan.security_groups if g.startswith("sg-")]
+        names = [g for g in plan.security_groups if not g.startswith("sg-")]
+        if ids:
+            request["SecurityGroupIds"] = ids
+        if names:
+            request["SecurityGroups"] = names
+    if plan.root_volume:
+        request["BlockDeviceMappings"] = [{
+            "DeviceName": plan.root_volume.device_name,
+            "Ebs": {"VolumeSize": plan.root_volume.size_gb, "VolumeType": "gp3", "DeleteOnTermination": True},
+        }]
+    return request

@@ -1,0 +1,86 @@
+"""Machine-readable records: job.json (CONTRACT section 6) and the per-dataset status files (5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobState(str, Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class DatasetState(str, Enum):
+    INITIALIZING = "INITIALIZING"
+    IN_PROGRESS = "IN PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED OUT"
+
+
+class DatasetRecord(BaseModel):
+    state: DatasetState = DatasetState.INITIALIZING
+    input: str
+    config: str
+    status_key: str
+    instance_id: str | None = None
+    member: int | None = None
+
+
+class JobRecord(BaseModel):
+    """logs/job.json: one object per job, read by the CLI and any page instead of the certificate."""
+
+    job_id: str
+    analysis: str
+    group: str
+    submit_key: str
+    submit_etag: str
+    state: JobState = JobState.QUEUED
+    reason: str = ""
+    refused: bool = False
+    datasets: dict[str, DatasetRecord] = Field(default_factory=dict)
+    instance_ids: list[str] = Field(default_factory=list)
+    instance_type: str | None = None
+    ami: str | None = None
+    analysis_version: str | None = None
+    lifetime_minutes: int | None = None
+    estimated_cost: float | None = None
+    actual_cost: float | None = None
+    created: datetime
+    updated: datetime
+    started: datetime | None = None
+    finished: datetime | None = None
+    lease_expires: datetime | None = None
+
+    def same_submission(self, submit_key: str, submit_etag: str) -> bool:
+        return self.submit_key == submit_key and self.submit_etag == submit_etag
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+
+def status_document(
+    *, status: DatasetState, reason: str, input_key: str, instance: str | None, command: str,
+    job_start: datetime | None, job_finish: datetime | None = None,
+) -> dict[str, Any]:
+    """The body of ``DATASET_NAME:{name}_STATUS.txt`` (CONTRACT section 5)."""
+    return {
+        "status": status.value,
+        "reason": reason,
+        "input": input_key,
+        "instance": instance,
+        "command": command,
+        "job_start": job_start.isoformat() if job_start else None,
+        "job_finish": job_finish.isoformat() if job_finish else None,
+        "cpu_usage": None,
+        "memory_usage": None,
+        "std": {},
+    }

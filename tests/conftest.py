@@ -1,0 +1,137 @@
+"""Shared fixtures: a moto-mocked AWS account, an analysis and a helper to submit jobs.
+
+No test may reach a real AWS endpoint: credentials are dummies and instance metadata is off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+})
+for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(variable, None)
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from chalicelib.awsclient import AWSClient  # noqa: E402
+from chalicelib.blueprint import AnalysisSettings  # noqa: E402
+from chalicelib.jobmanager import JobManager, Result  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NEUROCAAS_BLUEPRINTS = FIXTURES / "neurocaas_blueprints"
+BUCKET = "cianalysispermastack"
+GROUP = "traviscipermagroup"
+COMMAND = 'cd /home/ubuntu; neurocaas_remote/run_main.sh "{}" "{}" "{}" "{}"; . neurocaas_remote/ncap_utils/workflow.sh; cleanup'
+
+
+class Clock:
+    """A controllable clock for leases and elapsed times."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=10)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Analysis:
+    """One deployed analysis in the mocked account, with helpers to write and read its bucket."""
+
+    def __init__(self, settings: AnalysisSettings) -> None:
+        self.settings = settings
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.ec2 = boto3.client("ec2", region_name="us-east-1")
+        self.ssm = boto3.client("ssm", region_name="us-east-1")
+        self.clock = Clock()
+        self.aws = AWSClient(self.s3, self.ec2, self.ssm)
+        self.s3.create_bucket(Bucket=settings.bucket_name)
+
+    def manager(self, **overrides: Any) -> JobManager:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        return JobManager(settings, self.aws, clock=self.clock)
+
+    def put(self, key: str, body: bytes | str | dict[str, Any] = b"data", bucket: str | None = None) -> None:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        self.s3.put_object(Bucket=bucket or self.settings.bucket_name, Key=key, Body=body)
+
+    def get(self, key: str, bucket: str | None = None) -> str:
+        return self.s3.get_object(Bucket=bucket or self.settings.bucket_name, Key=key)["Body"].read().decode()
+
+    def keys(self, prefix: str = "", bucket: str | None = None) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket or self.settings.bucket_name,
+                                                                   Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", ())]
+
+    def submit(self, submit: dict[str, Any] | bytes | str, key: str = f"{GROUP}/submissions/submit.json",
+               **overrides: Any) -> Result:
+        self.put(key, submit)
+        return self.manager(**overrides).handle_submit(self.settings.bucket_name, key)
+
+    def job_folder(self, job_id: str, group: str = GROUP) -> str:
+        return f"{group}/results/job__{self.settings.bucket_name}_{job_id}"
+
+    def certificate(self, job_id: str, group: str = GROUP) -> str:
+        return self.get(f"{self.job_folder(job_id, group)}/logs/certificate.txt")
+
+    def record(self, job_id: str, group: str = GROUP) -> dict[str, Any]:
+        return json.loads(self.get(f"{self.job_folder(job_id, group)}/logs/job.json"))
+
+    def instances(self, states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
+        pages = self.ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": list(states)}])
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+@pytest.fixture
+def aws_mock() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def analysis(aws_mock: None) -> Analysis:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    settings = AnalysisSettings(
+        bucket_name=BUCKET, ami=ami, instance_type="t2.micro",
+        allowed_instance_types=("t2.micro", "m5.xlarge"), command=COMMAND,
+        bypass_buckets=("shared-results",), maxcost=300, deploy_limit=100,
+    )
+    return Analysis(settings)
+
+
+@pytest.fixture
+def uploaded(analysis: Analysis) -> Analysis:
+    """An analysis whose group has two datasets and a YAML config uploaded."""
+    analysis.put(f"{GROUP}/inputs/a.tif")
+    analysis.put(f"{GROUP}/inputs/b.tif")
+    analysis.put(f"{GROUP}/configs/params.yaml", "threshold: 2.5\n")
+    return analysis
+
+
+def submit_doc(*datanames: str, config: str = f"{GROUP}/configs/params.yaml", timestamp: Any = "2026-11-25T10-00-00",
+               **extra: Any) -> dict[str, Any]:
+    data: Any = list(datanames) if len(datanames) != 1 else datanames[0]
+    return {"dataname": data, "configname": config, "timestamp": timestamp, **extra}
