@@ -35,6 +35,15 @@ def pack_rows(rows: Sequence[tuple[str, str]]) -> str:
     return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode()
 
 
+def unpack_rows(user_data: str) -> list[tuple[str, str]]:
+    """The (dataset, config) table carried by a boot script (for inspection and tests)."""
+    packed = re.search(r"printf '%s' '?([A-Za-z0-9+/=]+)'? \| base64 -d", user_data)
+    if packed is None:
+        raise ValueError("not a NeuroCAAS boot script")
+    fields = gzip.decompress(base64.b64decode(packed.group(1))).decode().split("\0")[:-1]
+    return list(zip(fields[0::2], fields[1::2]))
+
+
 def render(
     *,
     command: str,

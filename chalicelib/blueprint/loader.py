@@ -28,9 +28,11 @@ def _validator() -> Draft202012Validator:
 
 
 def _describe(error: ValidationError) -> str:
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    path = [str(p) for p in error.absolute_path]
     if error.validator == "required":
-        return f"{where}: {error.message.replace(' is a required property', '')} is missing"
+        missing = error.message.split("'")[1] if error.message.count("'") >= 2 else error.message
+        return f"{'.'.join([*path, missing])}: is missing (required)"
+    where = ".".join(path) or "(top level)"
     if error.validator == "additionalProperties":
         return f"{where}: {error.message}"
     hint = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None

@@ -1,0 +1,1 @@
+"""What runs outside Lambda: the ``neurocaas`` command, the local stack and deployment."""

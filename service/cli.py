@@ -1,0 +1,54 @@
+"""The ``neurocaas`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from chalicelib.blueprint import load_blueprint
+from chalicelib.exceptions import BlueprintError
+from service.stages import write_stage
+
+app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True)
+blueprint_app = typer.Typer(help="Create and check analysis blueprints.", no_args_is_help=True)
+app.add_typer(blueprint_app, name="blueprint")
+console = Console()
+errors = Console(stderr=True)
+
+
+@blueprint_app.command("check")
+def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json")) -> None:
+    """Validate a blueprint against the published schema, naming every invalid key."""
+    try:
+        blueprint = load_blueprint(path)
+    except BlueprintError as error:
+        errors.print(f"[red]✗[/red] {error.message}", highlight=False)
+        for problem in error.problems:
+            errors.print(f"  • {problem}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    settings = blueprint.settings
+    console.print(f"[green]✓[/green] {blueprint.name}: {settings.ami} on {', '.join(settings.instance_types_allowed)}; "
+                  f"{len(blueprint.affiliates)} group(s)", highlight=False)
+
+
+@blueprint_app.command("stage")
+def blueprint_stage(
+    path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json"),
+    project: Path = typer.Option(Path("."), help="The project folder holding .chalice/config.json"),
+) -> None:
+    """Write the analysis's Chalice stage (its Lambda environment) into .chalice/config.json."""
+    try:
+        blueprint = load_blueprint(path)
+    except BlueprintError as error:
+        errors.print(f"[red]✗[/red] {error}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    config, changed = write_stage(blueprint, project)
+    state = "updated" if changed else "already up to date"
+    console.print(f"Stage [bold]{blueprint.name}[/bold] {state} in {config}. Deploy it with:\n"
+                  f"  BUCKET_NAME={blueprint.name} chalice deploy --stage {blueprint.name}", highlight=False)
+
+
+def main() -> None:
+    app()

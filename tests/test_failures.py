@@ -1,0 +1,160 @@
+"""Failure in the middle: the user is told what failed and nothing is left running."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from chalicelib import bootscript, planner
+from chalicelib.awsclient import AWSClient
+from chalicelib.jobmanager import Outcome
+from tests.conftest import GROUP, submit_doc
+
+JOB = "2026-11-25T10-00-00"
+
+
+def many_datasets(analysis, count: int) -> list[str]:
+    keys = [f"{GROUP}/inputs/d{i:03d}.tif" for i in range(count)]
+    for key in keys:
+        analysis.put(key)
+    return keys
+
+
+def error(code: str, operation: str = "RunInstances") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+
+def test_a_launch_refused_part_way_stops_every_instance_already_started(uploaded, monkeypatch) -> None:
+    monkeypatch.setattr(bootscript, "USER_DATA_LIMIT", 2000)  # force several launch requests
+    keys = many_datasets(uploaded, 40)
+    calls = {"n": 0}
+    real_run = AWSClient.run_instances
+
+    def second_call_fails(self, request):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise AWSClient_failure("InsufficientInstanceCapacity")
+        return real_run(self, request)
+
+    from chalicelib.awsclient import _failure
+
+    def AWSClient_failure(code):  # noqa: N802 - reads like the exception it builds
+        return _failure("starting instances", error(code))
+
+    monkeypatch.setattr(AWSClient, "run_instances", second_call_fails)
+
+    result = uploaded.submit(submit_doc(*keys))
+
+    assert result.outcome is Outcome.FAILED
+    assert len(result.plan.batches) > 2
+    assert calls["n"] == 2
+    assert uploaded.instances() == []
+    stopped = uploaded.instances(("shutting-down", "terminated"))
+    assert len(stopped) == result.plan.batches[0].count
+    certificate = uploaded.certificate(JOB)
+    assert "STEP 4/4 (Initialize Processing): AWS ERROR." in certificate
+    assert "no capacity" in certificate and "already started were stopped" in certificate
+    assert "Traceback" not in certificate
+    record = uploaded.record(JOB)
+    assert record["state"] == "FAILED" and "no capacity" in record["reason"]
+    assert sorted(record["instance_ids"]) == sorted(i["InstanceId"] for i in stopped)
+
+
+def test_an_s3_error_after_launch_stops_the_instances_and_fails_the_job(uploaded, monkeypatch) -> None:
+    real_put = AWSClient.put
+
+    def status_writes_fail(self, bucket, key, body, *args, **kwargs):
+        if "_STATUS.txt" in key:
+            from chalicelib.awsclient import _failure
+            raise _failure(f"writing s3://{bucket}/{key}", error("InternalError", "PutObject"))
+        return real_put(self, bucket, key, body, *args, **kwargs)
+
+    monkeypatch.setattr(AWSClient, "put", status_writes_fail)
+
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
+
+    assert result.outcome is Outcome.FAILED
+    assert uploaded.instances() == []
+    assert uploaded.record(JOB)["state"] == "FAILED"
+    assert "AWS ERROR. AWS refused writing" in uploaded.certificate(JOB)
+
+
+def test_an_unexpected_defect_is_reported_without_a_traceback(uploaded, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("chalicelib.jobmanager.plan_job", broken)
+
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"))
+
+    assert result.outcome is Outcome.REFUSED
+    certificate = uploaded.certificate(JOB)
+    assert "INTERNAL ERROR. The job manager failed unexpectedly. Nothing was started." in certificate
+    assert "ZeroDivisionError" not in certificate and "Traceback" not in certificate
+    assert uploaded.instances() == []
+
+
+def test_throttling_is_retried_by_botocore_and_the_job_still_starts(uploaded) -> None:
+    attempts = {"n": 0}
+
+    def throttle_twice(request, **kwargs):
+        attempts["n"] += 1
+        if attempts["n"] <= 2:
+            body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down"
+                    b"</Message></Error></Errors><RequestID>x</RequestID></Response>")
+            return AWSResponse(request.url, 503, {}, _Raw(body))
+        return None
+
+    import boto3
+    from chalicelib.awsclient import RETRIES
+    ec2 = boto3.client("ec2", region_name="us-east-1", config=RETRIES)
+    ec2.meta.events.register_first("before-send.ec2.RunInstances", throttle_twice)
+    uploaded.aws.ec2 = ec2
+
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"))
+
+    assert result.outcome is Outcome.STARTED
+    assert attempts["n"] == 3
+    # moto also runs the request behind an injected response, so count the job's own record.
+    assert len(uploaded.record(JOB)["instance_ids"]) == 1
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+    def read(self, *args):
+        body, self.body = self.body, b""
+        return body
+
+
+def test_client_tokens_are_stable_per_submission_and_batch(uploaded) -> None:
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"))
+    submission = result.plan.submission
+    token = planner.client_token(submission, result.plan.submit_etag, 0)
+    assert token == result.plan.batches[0].client_token
+    assert planner.client_token(submission, result.plan.submit_etag, 1) != token
+    assert planner.client_token(submission, '"other-etag"', 0) != token
+    assert len(token) <= 64
+
+
+@pytest.mark.parametrize("code,advice", [
+    ("VcpuLimitExceeded", "vCPU quota"),
+    ("RequestLimitExceeded", "throttling"),
+    ("UnauthorizedOperation", "not permitted"),
+])
+def test_launch_errors_carry_advice(uploaded, monkeypatch, code: str, advice: str) -> None:
+    from chalicelib.awsclient import _failure
+
+    def refuse(self, request):
+        raise _failure("starting instances", error(code))
+
+    monkeypatch.setattr(AWSClient, "run_instances", refuse)
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"))
+    assert result.outcome is Outcome.FAILED
+    assert advice in uploaded.certificate(JOB)
+    assert uploaded.record(JOB)["refused"] is True
