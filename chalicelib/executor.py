@@ -71,7 +71,8 @@ class JobExecutor:
                 status=DatasetState.INITIALIZING, reason="", input_key=dataset.input.key,
                 instance=instance_id, command=command, job_start=now,
             ))
-            certificate.datasets.append(dataset_line(dataset.input.key, DatasetState.INITIALIZING.value, now, command))
+            certificate.datasets.append(dataset_line(dataset.certificate_name(plan.analysis),
+                                                     DatasetState.INITIALIZING.value, now, command))
             record.datasets[dataset.label] = DatasetRecord(
                 input=dataset.input.key, config=dataset.config.key, status_key=dataset.status_key,
                 instance_id=instance_id, member=dataset.member,

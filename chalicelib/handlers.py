@@ -1,8 +1,15 @@
-"""Entry points called by ``app.py``: build the job manager from the environment, per event."""
+"""Entry points called by ``app.py``: build the job manager for each event.
+
+On Lambda the settings come from the environment and AWS from the default session. The local
+stack, which runs the same Chalice handlers in its own process, installs its own source of
+settings (one per analysis it serves) and of AWS clients (pointed at its loopback endpoint).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from aws_lambda_powertools import Logger
@@ -21,14 +28,39 @@ def _aws(region: str) -> AWSClient:
     return AWSClient.create(region=region)
 
 
+def _settings_from_environment(bucket: str) -> AnalysisSettings:
+    return AnalysisSettings.from_environ(os.environ)
+
+
+@dataclass
+class HandlerEnvironment:
+    """Where a handler gets its analysis settings and AWS clients from."""
+
+    settings_for: Callable[[str], AnalysisSettings] = _settings_from_environment
+    aws_for: Callable[[str], AWSClient] = field(default=_aws)
+
+
+environment = HandlerEnvironment()
+
+
+def configure(settings_for: Callable[[str], AnalysisSettings], aws_for: Callable[[str], AWSClient]) -> None:
+    """Serve several analyses from one process (the local stack)."""
+    environment.settings_for, environment.aws_for = settings_for, aws_for
+
+
+def reset() -> None:
+    environment.settings_for, environment.aws_for = _settings_from_environment, _aws
+    _aws.cache_clear()
+
+
 def handle_submit_event(bucket: str, key: str) -> Result | None:
     """Chalice has already URL-decoded ``key`` (S3 event keys arrive encoded)."""
     try:
-        settings = AnalysisSettings.from_environ(os.environ)
+        settings = environment.settings_for(bucket)
     except SettingsError as error:
         logger.error("the analysis is not configured", extra={"reason": error.message})
         raise
-    manager = JobManager(settings, _aws(settings.region), logger=logger)
+    manager = JobManager(settings, environment.aws_for(settings.region), logger=logger)
     result = manager.handle_submit(bucket, key)
     logger.info("submit handled", extra={"bucket": bucket, "key": key, "outcome": result.outcome.value,
                                           "detail": result.message})

@@ -52,6 +52,11 @@ class DatasetPlan:
     member: int | None = None
     config_body: bytes | None = None
 
+    def certificate_name(self, home_bucket: str) -> str:
+        """How the certificate names this dataset (the remote side finds its line by it)."""
+        name = self.input.argument(home_bucket)
+        return f"{name} [member {self.member}]" if self.member is not None else name
+
 
 @dataclass(frozen=True)
 class LaunchBatch:

@@ -45,6 +45,9 @@ def plan_job(
         "analysis": settings.bucket_name,
         "job": job,
     }
+    folder = f"s3://{submission.location.bucket}/{submission.location.prefix}"
+    if len(folder) <= 256:
+        tags["jobfolder"] = folder
     batches, datasets = _batches(settings, submission, submit_etag, work, lifetime, job)
     return JobPlan(
         submission=submission, submit_etag=submit_etag, analysis=settings.bucket_name,

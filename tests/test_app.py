@@ -14,11 +14,11 @@ from tests.conftest import GROUP, submit_doc
 
 @pytest.fixture
 def lambda_env(uploaded, monkeypatch):
-    handlers._aws.cache_clear()
+    handlers.reset()
     for name, value in uploaded.settings.to_environ().items():
         monkeypatch.setenv(name, value)
     yield uploaded
-    handlers._aws.cache_clear()
+    handlers.reset()
 
 
 def invoke(app_module, bucket: str, key: str) -> None:

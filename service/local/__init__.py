@@ -1,0 +1,1 @@
+"""The embedded local stack: a moto server on loopback, the job manager and a local instance runner."""

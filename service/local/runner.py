@@ -1,0 +1,197 @@
+"""The local instance runner: each launched instance's boot script, run as a subprocess.
+
+Each instance gets its own directory, laid out from its image (the blueprint's ``LocalImage``)
+with the remote scripts installed, as an AMI would hold them. ``/home/ubuntu`` in the boot script
+means that directory, so unmodified NeuroCAAS commands work. At most ``slots`` instances run at
+once (the rest stay ``pending``); ``shutdown``/``poweroff`` end the instance; an instance that
+outlives its ``Timeout`` tag is killed and its dataset marked TIMED OUT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from chalicelib.records import DatasetState
+from remote.install import install
+from service.local.instances import Launched, LocalEC2
+from service.local.marking import mark_dataset
+
+SHIMS = {
+    # The runner enforces lifetimes itself, so a delayed shutdown is only acknowledged.
+    "shutdown": '#!/bin/sh\ncase " $* " in *" now "*|*" -h now "*|*" -P now "*|*" -r now "*) '
+                'touch "$NEUROCAAS_INSTANCE_DIR/poweroff"; kill -TERM 0;; esac\nexit 0\n',
+    "poweroff": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
+    "halt": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
+    "sudo": '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n',
+}
+HOME_ON_IMAGE = "/home/ubuntu"
+
+
+class Journal:
+    """Which instances the runner has started and how they ended, kept in the state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.entries: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
+
+    def set(self, instance_id: str, **fields: str) -> None:
+        with self._lock:
+            self.entries.setdefault(instance_id, {}).update(fields)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.entries, indent=1))
+            os.replace(temporary, self.path)
+
+    def unfinished(self) -> dict[str, dict[str, str]]:
+        return {i: e for i, e in self.entries.items() if e.get("state") in ("pending", "running")}
+
+
+class InstanceRunner:
+    """Runs the local stack's instances."""
+
+    def __init__(self, ec2: LocalEC2, s3: Any, *, state_dir: Path, images: Callable[[str], Path | None],
+                 analyses: Callable[[], set[str]], environment: dict[str, str], slots: int | None = None,
+                 minute_seconds: float = 60.0, poll_seconds: float = 0.2, log: Callable[[str], None] = print) -> None:
+        self.ec2, self.s3, self.images, self.analyses = ec2, s3, images, analyses
+        self.environment, self.minute_seconds, self.poll_seconds, self.log = environment, minute_seconds, poll_seconds, log
+        self.root = state_dir / "instances"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(state_dir / "instances.json")
+        self.pool = ThreadPoolExecutor(max_workers=slots or os.cpu_count() or 2, thread_name_prefix="instance")
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.seen: set[str] = set()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="instance-runner", daemon=True)
+
+    def recover(self) -> int:
+        """Mark datasets whose instances were running when the stack last stopped as FAILED."""
+        lost = self.journal.unfinished()
+        for instance_id, entry in lost.items():
+            mark_dataset(self.s3, entry.get("jobfolder", ""), instance_id, DatasetState.FAILED,
+                         "The local stack stopped while this dataset was running. Submit it again.")
+            self.journal.set(instance_id, state="terminated", ended="stack stopped")
+        return len(lost)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop discovering instances and end the running ones (they are failed on the next start)."""
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        for process in list(self.processes.values()):
+            _kill_group(process)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _poll(self) -> None:
+        while not self.stopping.wait(self.poll_seconds):
+            try:
+                for launched in self.ec2.launched(self.analyses()):
+                    if launched.instance_id not in self.seen:
+                        self.seen.add(launched.instance_id)
+                        self.ec2.set_state(launched.instance_id, "pending")
+                        self.journal.set(launched.instance_id, state="pending",
+                                         jobfolder=launched.tags.get("jobfolder", ""))
+                        self.pool.submit(self._run_safely, launched)
+            except Exception as error:  # the endpoint going away while stopping, for one
+                if not self.stopping.is_set():
+                    self.log(f"instance runner: {error}")
+
+    def _run_safely(self, launched: Launched) -> None:
+        try:
+            self._run(launched)
+        except Exception as error:
+            self.log(f"instance {launched.instance_id} failed to run: {error}")
+            self._end(launched, f"could not run: {error}")
+
+    def _run(self, launched: Launched) -> None:
+        if self.stopping.is_set():
+            return
+        directory = self.root / launched.instance_id
+        home = self._lay_out(launched, directory)
+        user_data = self.ec2.user_data(launched.instance_id).replace(HOME_ON_IMAGE, str(home))
+        script = directory / "user-data.sh"
+        script.write_text(user_data)
+        environment = {
+            **self.environment,
+            "PATH": f"{directory / 'bin'}:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "NEUROCAAS_INSTANCE_ID": launched.instance_id,
+            "NEUROCAAS_INSTANCE_DIR": str(directory),
+            "NEUROCAAS_LAUNCH_INDEX": str(launched.launch_index),
+            "NEUROCAAS_LOG_DIR": str(directory / "logs"),
+            "NEUROCAAS_WORKDIR": str(directory / "work"),
+        }
+        lifetime = launched.lifetime_minutes * self.minute_seconds
+        with (directory / "console.log").open("wb") as console:
+            process = subprocess.Popen(["bash", str(script)], cwd=home, env=environment, stdout=console,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            self.processes[launched.instance_id] = process
+            self.ec2.set_state(launched.instance_id, "running")
+            self.journal.set(launched.instance_id, state="running")
+            try:
+                code = process.wait(timeout=lifetime)
+                outcome = "powered off" if (directory / "poweroff").exists() else f"exited with code {code}"
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                outcome = "timed out"
+                mark_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.TIMED_OUT,
+                             f"The analysis ran past its lifetime of {launched.lifetime_minutes:g} minutes and "
+                             "was stopped. Set a longer __duration__ in the parameter file if it needs more time.")
+            finally:
+                self.processes.pop(launched.instance_id, None)
+        if self.stopping.is_set():
+            return  # left 'running' in the journal: failed with a reason on the next start
+        if outcome != "timed out":
+            tail = _tail(directory / "console.log")
+            mark_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,
+                         f"The instance ended ({outcome}) without reporting a result. Last output: {tail}")
+        self._end(launched, outcome)
+
+    def _lay_out(self, launched: Launched, directory: Path) -> Path:
+        home = directory / "home"
+        image = self.images(launched.image_id)
+        if image is not None and image.is_dir():
+            shutil.copytree(image, home, symlinks=True, dirs_exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
+        install(home)
+        bin_dir = directory / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for name, body in SHIMS.items():
+            (bin_dir / name).write_text(body)
+            (bin_dir / name).chmod(0o755)
+        return home
+
+    def _end(self, launched: Launched, outcome: str) -> None:
+        try:
+            self.ec2.terminate(launched.instance_id)
+        finally:
+            self.journal.set(launched.instance_id, state="terminated", ended=outcome)
+            self.log(f"instance {launched.instance_id} {outcome}")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(none)"
+    return " | ".join(text[-lines:])[:500] or "(none)"

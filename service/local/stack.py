@@ -1,0 +1,233 @@
+"""The embedded local stack: the whole system on one machine, with no AWS account.
+
+A moto server on 127.0.0.1 stands in for S3, SQS, EC2 and SSM. Each analysis's bucket sends its
+submit events to an SQS queue (as S3 does); a poller hands them to the same Chalice handler that
+runs on Lambda, and the local instance runner runs what it launches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from chalicelib import handlers
+from chalicelib.awsclient import AWSClient
+from chalicelib.blueprint import AnalysisSettings, Blueprint
+from service.local.instances import LocalEC2
+from service.local.persistence import S3Snapshot
+from service.local.runner import InstanceRunner
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "neurocaas-local", "AWS_SECRET_ACCESS_KEY": "neurocaas-local"}
+REGION = "us-east-1"
+SUBMIT_SUFFIX = "submit.json"
+
+
+@dataclass
+class Served:
+    """One analysis the stack serves."""
+
+    blueprint: Blueprint
+    settings: AnalysisSettings
+    queue_url: str
+
+
+@dataclass
+class LocalStackOptions:
+    state_dir: Path
+    port: int = 0
+    slots: int | None = None
+    minute_seconds: float = 60.0
+    status_interval: float = 5.0
+    snapshot_seconds: float = 10.0
+    log: Callable[[str], None] = print
+    extra_environment: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    """Start, serve and stop the local stack. Use as a context manager or call start/stop."""
+
+    def __init__(self, options: LocalStackOptions) -> None:
+        self.options = options
+        self.state_dir = options.state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.served: dict[str, Served] = {}
+        self.images: dict[str, Path] = {}
+        self.server: ThreadedMotoServer | None = None
+        self.port = options.port
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.snapshot = S3Snapshot(self.state_dir / "s3")
+        self.runner: InstanceRunner | None = None
+
+    # --- life cycle -----------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                            config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+    def start(self) -> "LocalStack":
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        self.port = self.server.get_host_and_port()[1]
+        s3 = self.client("s3")
+        restored = self.snapshot.restore(s3, REGION)
+        self._load_images()
+        self.runner = InstanceRunner(
+            LocalEC2(self.client("ec2"), REGION), self.client("s3"), state_dir=self.state_dir,
+            images=self.images.get, analyses=lambda: set(self.served), environment=self.instance_environment(),
+            slots=self.options.slots, minute_seconds=self.options.minute_seconds, log=self.options.log,
+        )
+        lost = self.runner.recover()
+        if restored or lost:
+            self.options.log(f"restored {restored} object(s) from {self.state_dir}; "
+                             f"{lost} dataset(s) interrupted by the last stop marked FAILED")
+        handlers.configure(self._settings_for, self._aws_for)
+        self.runner.start()
+        self._spawn(self._poll_submissions, "submit-events")
+        self._spawn(self._snapshot_periodically, "snapshots")
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        if self.runner:
+            self.runner.stop()
+        try:
+            self.snapshot.save(self.client("s3"))
+        finally:
+            handlers.reset()
+            if self.server:
+                self.server.stop()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def instance_environment(self) -> dict[str, str]:
+        """What every local instance finds in its environment: this stack as its AWS."""
+        return {
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NEUROCAAS_STATUS_INTERVAL": str(self.options.status_interval),
+            "LANG": "C.UTF-8",
+            **self.options.extra_environment,
+        }
+
+    # --- analyses -------------------------------------------------------------------------------
+    def deploy(self, blueprint: Blueprint) -> Served:
+        """Serve an analysis: its bucket, group folders, submit notifications and image."""
+        settings = blueprint.settings.model_copy(update={"region": REGION})
+        s3, sqs = self.client("s3"), self.client("sqs")
+        bucket = settings.bucket_name
+        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", ())}:
+            s3.create_bucket(Bucket=bucket)
+        for affiliate in blueprint.affiliates:
+            for folder in ("inputs", "configs", "submissions", "results"):
+                s3.put_object(Bucket=bucket, Key=f"{affiliate.name}/{folder}/", Body=b"")
+        queue_url = sqs.create_queue(QueueName=f"neurocaas-{bucket}-submits",
+                                     Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
+            "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": SUBMIT_SUFFIX}]}},
+        }]})
+        if blueprint.local_image is not None:
+            self.register_image(settings.ami, blueprint.local_image)
+        served = Served(blueprint, settings, queue_url)
+        self.served[bucket] = served
+        return served
+
+    def register_image(self, ami: str, folder: Path) -> None:
+        """Say which folder holds what the machine image ``ami`` holds (kept across restarts)."""
+        self.images[ami] = folder.resolve()
+        (self.state_dir / "images.json").write_text(json.dumps({k: str(v) for k, v in self.images.items()}, indent=1))
+
+    def _load_images(self) -> None:
+        path = self.state_dir / "images.json"
+        if path.exists():
+            self.images.update({k: Path(v) for k, v in json.loads(path.read_text()).items()})
+
+    def _settings_for(self, bucket: str) -> AnalysisSettings:
+        return self.served[bucket].settings
+
+    def _aws_for(self, region: str) -> AWSClient:
+        return AWSClient(self.client("s3"), self.client("ec2"), self.client("ssm"))
+
+    # --- background work ------------------------------------------------------------------------
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _poll_submissions(self) -> None:
+        import app as chalice_app  # the same Chalice handler that runs on Lambda
+
+        sqs = self.client("sqs")
+        while not self.stopping.is_set():
+            for served in list(self.served.values()):
+                try:
+                    messages = sqs.receive_message(QueueUrl=served.queue_url, MaxNumberOfMessages=10,
+                                                   WaitTimeSeconds=0).get("Messages", ())
+                except Exception as error:
+                    if not self.stopping.is_set():
+                        self.options.log(f"submit events: {error}")
+                    continue
+                for message in messages:
+                    self._deliver(chalice_app, sqs, served, message)
+            self.stopping.wait(0.2)
+
+    def _deliver(self, chalice_app: Any, sqs: Any, served: Served, message: dict[str, Any]) -> None:
+        event = json.loads(message["Body"])
+        if "Records" not in event:  # s3:TestEvent when notifications are configured
+            sqs.delete_message(QueueUrl=served.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return
+        for record in event["Records"]:
+            try:
+                chalice_app.on_submit({"Records": [record]}, None)
+            except Exception as error:  # left on the queue: delivered again, as S3 would retry
+                self.options.log(f"submit handler failed: {error}")
+                return
+        sqs.delete_message(QueueUrl=served.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _snapshot_periodically(self) -> None:
+        while not self.stopping.wait(self.options.snapshot_seconds):
+            try:
+                self.snapshot.save(self.client("s3"))
+            except Exception as error:
+                self.options.log(f"snapshot: {error}")
+
+
+def serve(blueprints: Iterable[Blueprint], options: LocalStackOptions) -> LocalStack:
+    stack = LocalStack(options).start()
+    for blueprint in blueprints:
+        stack.deploy(blueprint)
+    return stack
+
+
+def environment_for_clients(stack: LocalStack) -> dict[str, str]:
+    """Environment variables a plain S3 client (boto3, aws CLI) uses to talk to the stack."""
+    return {**CREDENTIALS, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_DEFAULT_REGION": REGION}
+
+
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

@@ -1,0 +1,137 @@
+"""End to end on the embedded local stack: a real moto server on loopback, real subprocess instances."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.blueprint import load_blueprint
+from service.local.stack import LocalStack, LocalStackOptions
+from tests.conftest import FIXTURES
+
+BLUEPRINT = FIXTURES / "echo_analysis"
+BUCKET = "echo-analysis"
+
+
+def options(state_dir: Path) -> LocalStackOptions:
+    # One "minute" of instance lifetime lasts one second here, so a hang times out quickly.
+    return LocalStackOptions(state_dir=state_dir, minute_seconds=1.0, status_interval=0.5, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(options(tmp_path_factory.mktemp("stack"))) as running:
+        running.deploy(load_blueprint(BLUEPRINT))
+        yield running
+
+
+def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+class Job:
+    def __init__(self, stack: LocalStack, job_id: str) -> None:
+        self.s3, self.job_id = stack.client("s3"), job_id
+        self.prefix = f"lab/results/job__{BUCKET}_{job_id}"
+
+    def read(self, relative: str) -> str:
+        return self.s3.get_object(Bucket=BUCKET, Key=f"{self.prefix}/{relative}")["Body"].read().decode()
+
+    def record(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.read("logs/job.json"))
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def finished(self, seconds: float = 30) -> dict[str, Any]:
+        return wait_for(lambda: (r := self.record()) and r["state"] in ("SUCCEEDED", "FAILED") and r, seconds)
+
+
+def submit(stack: LocalStack, job_id: str, mode: str, datasets: dict[str, bytes], **config: Any) -> Job:
+    s3 = stack.client("s3")
+    for name, body in datasets.items():
+        s3.put_object(Bucket=BUCKET, Key=f"lab/inputs/{name}", Body=body)
+    s3.put_object(Bucket=BUCKET, Key=f"lab/configs/{job_id}.json", Body=json.dumps({"mode": mode, **config}).encode())
+    submit_file = {"dataname": [f"lab/inputs/{n}" for n in datasets], "configname": f"lab/configs/{job_id}.json",
+                   "timestamp": job_id}
+    s3.put_object(Bucket=BUCKET, Key=f"lab/submissions/{job_id}_submit.json", Body=json.dumps(submit_file).encode())
+    return Job(stack, job_id)
+
+
+def instance_states(stack: LocalStack, job_id: str) -> list[str]:
+    pages = stack.client("ec2").get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "tag:job", "Values": [f"job__{BUCKET}_{job_id}"]}])
+    return [i["State"]["Name"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+
+
+def test_a_neurocaas_style_job_runs_to_success_with_results(stack: LocalStack) -> None:
+    job = submit(stack, "ok1", "ok", {"one.bin": b"12345", "two.bin": b"1234567"})
+
+    record = job.finished()
+
+    assert record["state"] == "SUCCEEDED"
+    assert job.read("process_results/one.bin.size.txt").strip() == "5"
+    status = json.loads(job.read("logs/DATASET_NAME:two.bin_STATUS.txt"))
+    assert status["status"] == "SUCCESS" and "done" in status["std"].values()
+    variables = dict(line.split("=", 1) for line in job.read("process_results/one.bin.variables.txt").splitlines())
+    assert variables == {
+        "bucketname": BUCKET, "inputpath": "lab/inputs/one.bin", "configpath": "lab/configs/ok1.json",
+        "dataname": "one.bin", "configname": "ok1.json", "groupdir": "lab",
+        "resultdir": job.prefix, "processdir": f"{job.prefix}/process_results",
+    }
+    certificate = job.read("logs/certificate.txt")
+    assert certificate.count("| STATUS: SUCCESS |") == 2 and "(finished)" in certificate
+    assert "analysing one.bin" in job.read("internal_ec2_logs/one.bin.log")
+    wait_for(lambda: instance_states(stack, "ok1") == ["terminated", "terminated"])
+
+
+def test_a_failing_analysis_ends_failed_with_its_stderr(stack: LocalStack) -> None:
+    job = submit(stack, "fail1", "fail", {"bad.bin": b"x"})
+
+    record = job.finished()
+
+    assert record["state"] == "FAILED"
+    status = json.loads(job.read("logs/DATASET_NAME:bad.bin_STATUS.txt"))
+    assert status["status"] == "FAILED"
+    assert "exited with code 3" in status["reason"]
+    assert "something went wrong in the analysis" in status["std"].values()
+    wait_for(lambda: instance_states(stack, "fail1") == ["terminated"])
+
+
+def test_a_hung_analysis_times_out_and_its_instance_ends(stack: LocalStack) -> None:
+    job = submit(stack, "hang1", "hang", {"slow.bin": b"x"}, __duration__=2)
+
+    record = job.finished()
+
+    assert record["datasets"]["slow.bin"]["state"] == "TIMED OUT"
+    status = json.loads(job.read("logs/DATASET_NAME:slow.bin_STATUS.txt"))
+    assert status["status"] == "TIMED OUT" and "lifetime of 2 minutes" in status["reason"]
+    assert "STATUS: TIMED OUT" in job.read("logs/certificate.txt")
+    wait_for(lambda: instance_states(stack, "hang1") == ["terminated"])
+
+
+def test_a_restart_keeps_every_object_and_fails_interrupted_jobs(tmp_path: Path) -> None:
+    with LocalStack(options(tmp_path)) as first:
+        first.deploy(load_blueprint(BLUEPRINT))
+        job = submit(first, "r1", "hang", {"kept.bin": b"precious"}, __duration__=600)
+        wait_for(lambda: (r := job.record()) and r["datasets"].get("kept.bin", {}).get("state") == "IN PROGRESS")
+
+    with LocalStack(options(tmp_path)) as second:
+        second.deploy(load_blueprint(BLUEPRINT))
+        s3 = second.client("s3")
+        assert s3.get_object(Bucket=BUCKET, Key="lab/inputs/kept.bin")["Body"].read() == b"precious"
+        record = Job(second, "r1").record()
+        assert record["state"] == "FAILED"
+        status = json.loads(Job(second, "r1").read("logs/DATASET_NAME:kept.bin_STATUS.txt"))
+        assert "local stack stopped while this dataset was running" in status["reason"]
