@@ -9,6 +9,7 @@ from rich.console import Console
 
 from chalicelib.blueprint import load_blueprint
 from chalicelib.exceptions import BlueprintError
+from service import cli_jobs, cli_local
 from service.stages import write_stage
 
 app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True)
@@ -48,6 +49,10 @@ def blueprint_stage(
     state = "updated" if changed else "already up to date"
     console.print(f"Stage [bold]{blueprint.name}[/bold] {state} in {config}. Deploy it with:\n"
                   f"  BUCKET_NAME={blueprint.name} chalice deploy --stage {blueprint.name}", highlight=False)
+
+
+cli_local.register(app)
+cli_jobs.register(app)
 
 
 def main() -> None:

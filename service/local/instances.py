@@ -54,6 +54,12 @@ class LocalEC2:
                                               int(item.get("AmiLaunchIndex", 0)), tags))
         return found
 
+    def states(self, instance_ids: list[str]) -> dict[str, str]:
+        if not instance_ids:
+            return {}
+        pages = self.ec2.get_paginator("describe_instances").paginate(InstanceIds=instance_ids)
+        return {i["InstanceId"]: i["State"]["Name"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
+
     def user_data(self, instance_id: str) -> str:
         value = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
         encoded = value.get("UserData", {}).get("Value", "")

@@ -25,7 +25,7 @@ from typing import Any
 from chalicelib.records import DatasetState
 from remote.install import install
 from service.local.instances import Launched, LocalEC2
-from service.local.marking import mark_dataset
+from service.marking import mark_dataset
 
 SHIMS = {
     # The runner enforces lifetimes itself, so a delayed shutdown is only acknowledged.
@@ -71,6 +71,7 @@ class InstanceRunner:
         self.pool = ThreadPoolExecutor(max_workers=slots or os.cpu_count() or 2, thread_name_prefix="instance")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.seen: set[str] = set()
+        self.terminated_elsewhere: set[str] = set()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="instance-runner", daemon=True)
 
@@ -97,6 +98,7 @@ class InstanceRunner:
     def _poll(self) -> None:
         while not self.stopping.wait(self.poll_seconds):
             try:
+                self._end_terminated()
                 for launched in self.ec2.launched(self.analyses()):
                     if launched.instance_id not in self.seen:
                         self.seen.add(launched.instance_id)
@@ -107,6 +109,17 @@ class InstanceRunner:
             except Exception as error:  # the endpoint going away while stopping, for one
                 if not self.stopping.is_set():
                     self.log(f"instance runner: {error}")
+
+    def _end_terminated(self) -> None:
+        """Stop the processes of instances someone terminated (a cancel, a reaper), like EC2 would."""
+        for instance_id, state in self.ec2.states(list(self.processes)).items():
+            process = self.processes.get(instance_id)
+            if process is not None and state in ("shutting-down", "terminated", "stopping", "stopped"):
+                self.terminated_elsewhere.add(instance_id)
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _run_safely(self, launched: Launched) -> None:
         try:
@@ -153,6 +166,10 @@ class InstanceRunner:
                 self.processes.pop(launched.instance_id, None)
         if self.stopping.is_set():
             return  # left 'running' in the journal: failed with a reason on the next start
+        if launched.instance_id in self.terminated_elsewhere:
+            self.journal.set(launched.instance_id, state="terminated", ended="terminated")
+            self.log(f"instance {launched.instance_id} terminated")
+            return
         if outcome != "timed out":
             tail = _tail(directory / "console.log")
             mark_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,

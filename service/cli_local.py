@@ -1,0 +1,83 @@
+"""``neurocaas local up``: the embedded stack in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from chalicelib.blueprint import Blueprint, load_blueprint
+from chalicelib.exceptions import BlueprintError
+from service.connection import DEFAULT_STATE_DIR, remove_connection, write_connection
+from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
+
+console = Console()
+errors = Console(stderr=True)
+BLUEPRINTS_DIR = Path("blueprints")
+
+
+def default_blueprints() -> list[Path]:
+    return sorted(p.parent for p in BLUEPRINTS_DIR.glob("*/stack_config_template.json"))
+
+
+def load_all(paths: list[Path]) -> list[Blueprint]:
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append(load_blueprint(path))
+        except BlueprintError as error:
+            errors.print(f"[red]✗[/red] {error}", highlight=False, markup=False)
+            raise typer.Exit(1)
+    return loaded
+
+
+def register(app: typer.Typer) -> None:
+    local = typer.Typer(help="The embedded local stack: the whole system on this machine.", no_args_is_help=True)
+    app.add_typer(local, name="local")
+
+    @local.command("up")
+    def up(
+        port: int = typer.Option(5566, help="Port on 127.0.0.1 (0: any free port)."),
+        state_dir: Path = typer.Option(DEFAULT_STATE_DIR, help="Where buckets, objects and instances are kept."),
+        blueprint: list[Path] = typer.Option(None, "--blueprint", "-b", help="Blueprint to serve (repeatable; "
+                                             "default: every folder in ./blueprints)."),
+        slots: int = typer.Option(None, help="Instances run at once (default: the number of cores)."),
+    ) -> None:
+        """Start the local stack in the foreground; Ctrl-C stops it (its state is kept)."""
+        blueprints = load_all(list(blueprint or default_blueprints()))
+        if not blueprints:
+            errors.print("[red]✗[/red] No blueprint to serve: pass --blueprint PATH or run from the project folder.")
+            raise typer.Exit(1)
+        stack = LocalStack(LocalStackOptions(state_dir=state_dir, port=port, slots=slots,
+                                             log=lambda line: console.print(f"[dim]{line}[/dim]", highlight=False)))
+        try:
+            stack.start()
+        except OSError as error:
+            errors.print(f"[red]✗[/red] Cannot listen on 127.0.0.1:{port}: {error.strerror}. Try --port 0.")
+            raise typer.Exit(1)
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            for item in blueprints:
+                stack.deploy(item)
+            write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, [b.name for b in blueprints])
+            console.print(f"[green]Local NeuroCAAS stack[/green] at [bold]{stack.endpoint}[/bold] "
+                          f"(state in {stack.state_dir})", highlight=False)
+            for item in blueprints:
+                groups = ", ".join(a.name for a in item.affiliates)
+                console.print(f"  analysis [bold]{item.name}[/bold] · groups: {groups}", highlight=False)
+            console.print("Point any S3 client at it:", highlight=False)
+            for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_DEFAULT_REGION": REGION}.items():
+                console.print(f"  export {name}={value}", highlight=False, markup=False)
+            console.print("Press Ctrl-C to stop.")
+            while not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            console.print("Stopping; saving state…")
+            remove_connection(stack.state_dir)
+            stack.stop()
