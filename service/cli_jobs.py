@@ -22,7 +22,7 @@ GROUP = typer.Option(None, "--group", "-g", help="Your group (searched when omit
 
 
 def fail(message: str) -> None:
-    errors.print(f"[red]✗[/red] {message}", highlight=False)
+    errors.print(f"[red]✗[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from chalicelib.blueprint import Blueprint, load_blueprint
 from chalicelib.exceptions import BlueprintError
-from service.connection import DEFAULT_STATE_DIR, remove_connection, write_connection
+from service.connection import default_state_dir, remove_connection, write_connection
 from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
 
 console = Console()
@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
     @local.command("up")
     def up(
         port: int = typer.Option(5566, help="Port on 127.0.0.1 (0: any free port)."),
-        state_dir: Path = typer.Option(DEFAULT_STATE_DIR, help="Where buckets, objects and instances are kept."),
+        state_dir: Path = typer.Option(None, help="Where buckets, objects and instances are kept "
+                                       "(default: $NEUROCAAS_HOME/local, else ~/.neurocaas/local)."),
         blueprint: list[Path] = typer.Option(None, "--blueprint", "-b", help="Blueprint to serve (repeatable; "
                                              "default: every folder in ./blueprints)."),
         slots: int = typer.Option(None, help="Instances run at once (default: the number of cores)."),
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
         if not blueprints:
             errors.print("[red]✗[/red] No blueprint to serve: pass --blueprint PATH or run from the project folder.")
             raise typer.Exit(1)
-        stack = LocalStack(LocalStackOptions(state_dir=state_dir, port=port, slots=slots,
+        stack = LocalStack(LocalStackOptions(state_dir=state_dir or default_state_dir(), port=port, slots=slots,
                                              log=lambda line: console.print(f"[dim]{line}[/dim]", highlight=False)))
         try:
             stack.start()

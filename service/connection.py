@@ -18,7 +18,13 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-DEFAULT_STATE_DIR = Path(os.environ.get("NEUROCAAS_HOME", Path.home() / ".neurocaas")) / "local"
+
+
+def default_state_dir() -> Path:
+    """The local stack's state directory: $NEUROCAAS_HOME/local, by default ~/.neurocaas/local."""
+    return Path(os.environ.get("NEUROCAAS_HOME") or Path.home() / ".neurocaas") / "local"
+
+
 CONNECTION_FILE = "connection.json"
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -73,7 +79,7 @@ def connect(aws: bool = False, state_dir: Path | None = None) -> Connection:
     """The local stack if one is running (default), else AWS when asked; otherwise NotConnected."""
     if aws or os.environ.get("NEUROCAAS_TARGET") == "aws":
         return Connection(endpoint=None, credentials={}, region=None)
-    path = (state_dir or DEFAULT_STATE_DIR) / CONNECTION_FILE
+    path = (state_dir or default_state_dir()) / CONNECTION_FILE
     if not path.exists():
         raise NotConnected(
             "No local stack is running. Start one with `neurocaas local up` (or use --aws for your AWS account)."

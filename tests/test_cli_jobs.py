@@ -1,0 +1,126 @@
+"""Each user command against a live local stack, and the bad-input cases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chalicelib.blueprint import load_blueprint
+from service.cli import app
+from service.connection import write_connection
+from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
+from tests.conftest import FIXTURES
+
+BUCKET = "echo-analysis"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("neurocaas-home")
+    options = LocalStackOptions(state_dir=home / "local", minute_seconds=1.0, status_interval=0.5, log=lambda _: None)
+    with LocalStack(options) as stack:
+        stack.deploy(load_blueprint(FIXTURES / "echo_analysis"))
+        write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, [BUCKET])
+        yield home
+
+
+@pytest.fixture
+def cli(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NEUROCAAS_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str) -> object:
+        return runner.invoke(app, list(args))
+    return invoke
+
+
+def files(tmp_path: Path, mode: str = "ok") -> tuple[Path, Path]:
+    data = tmp_path / "movie.bin"
+    data.write_bytes(b"0123456789")
+    config = tmp_path / "params.json"
+    config.write_text(json.dumps({"mode": mode}))
+    return data, config
+
+
+def bucket_keys(home: Path) -> set[str]:
+    from service.connection import connect
+    s3 = connect(state_dir=home / "local").client("s3")
+    return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", ())}
+
+
+def test_submit_wait_then_logs_results_and_jobs(cli, tmp_path: Path) -> None:
+    data, config = files(tmp_path)
+
+    submitted = cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(config), "--job-id", "cli1", "--wait")
+    assert submitted.exit_code == 0, submitted.output
+    assert "Submitted job cli1" in submitted.output and "SUCCEEDED" in submitted.output
+
+    logs = cli("logs", "cli1", "--dataset", "movie.bin")
+    assert logs.exit_code == 0
+    assert "STEP 4/4 (Initialize Processing): DONE" in logs.output and "analysing movie.bin" in logs.output
+
+    results = cli("results", "cli1", "-o", str(tmp_path / "out"))
+    assert results.exit_code == 0, results.output
+    assert (tmp_path / "out" / "movie.bin.size.txt").read_text().strip() == "10"
+
+    listing = cli("jobs", BUCKET, "-g", "lab")
+    assert "cli1" in listing.output and "SUCCEEDED" in listing.output
+
+    status = cli("status", "cli1", "--once")
+    assert "movie.bin" in status.output and "SUCCESS" in status.output
+
+
+def test_a_failed_job_makes_submit_wait_exit_nonzero(cli, tmp_path: Path) -> None:
+    data, config = files(tmp_path, mode="fail")
+    result = cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(config), "--job-id", "cli2", "--wait")
+    assert result.exit_code == 1
+    assert "FAILED" in result.output
+
+
+def test_cancel_stops_a_running_job(cli, tmp_path: Path) -> None:
+    data, config = files(tmp_path, mode="hang")
+    assert cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(config), "--job-id", "cli3").exit_code == 0
+    import time
+    deadline = time.monotonic() + 20
+    while "IN PROGRESS" not in cli("status", "cli3", "--once").output:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+
+    cancelled = cli("cancel", "cli3")
+
+    assert cancelled.exit_code == 0 and "1 instance(s) stopped" in cancelled.output
+    assert "CANCELLED" in cli("status", "cli3", "--once").output
+    again = cli("cancel", "cli3")
+    assert again.exit_code == 1 and "already ended" in again.output
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d, c: ([str(d.with_name("missing.bin"))], str(c), "lab", BUCKET), "No such file or folder"),
+    (lambda d, c: ([str(d)], str(c), "nolab", BUCKET), "Unknown group 'nolab'"),
+    (lambda d, c: ([str(d)], str(c), "lab", "no-such-analysis"), "Unknown analysis 'no-such-analysis'"),
+    (lambda d, c: ([str(d)], str(c.with_name("broken.json")), "lab", BUCKET), "cannot be read"),
+])
+def test_bad_input_is_one_clear_line_and_uploads_nothing(cli, home: Path, tmp_path: Path, change, message) -> None:
+    data, config = files(tmp_path)
+    (tmp_path / "broken.json").write_text("{not json")
+    datasets, config_arg, group, analysis = change(data, config)
+    before = bucket_keys(home)
+
+    result = cli("submit", analysis, *datasets, "-g", group, "-c", config_arg)
+
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert bucket_keys(home) == before
+
+
+def test_no_running_stack_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NEUROCAAS_HOME", str(tmp_path))
+    result = runner.invoke(app, ["jobs", BUCKET, "-g", "lab"])
+    assert result.exit_code == 1
+    assert "No local stack is running" in result.output
