@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def run(bucket: str, dataset: str, resultpath: str, config: str, script: str | N
     work = Path(os.environ.get("NEUROCAAS_WORKDIR") or Path.home() / "neurocaas_data") / paths.dataname
     inputs, configs, outputs = work / "inputs", work / "configs", work / "results"
     outputs.mkdir(parents=True, exist_ok=True)
-    s3 = s3io.client()
+    counter = s3io.RequestCounter()
+    started = time.monotonic()
+    s3 = s3io.client(counter)
     result_bucket, job_prefix = paths.result_location
     reporter = StatusReporter(
         s3, bucket=result_bucket, job_prefix=job_prefix, label=paths.dataname, dataname=dataset,
@@ -103,6 +106,8 @@ def run(bucket: str, dataset: str, resultpath: str, config: str, script: str | N
         reporter.finished(DatasetState.SUCCESS, "")
     else:
         reporter.finished(DatasetState.FAILED, f"The analysis exited with code {code}; see `std` for its last output.")
+    print(f"NeuroCAAS remote: {counter.count} S3 requests in {time.monotonic() - started:.1f}s "
+          f"({reporter.writes} status writes, {reporter.failures} failed)", file=sys.stderr)
     return code
 
 

@@ -18,9 +18,22 @@ TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, max_concurrency=
 REWRITE_ATTEMPTS = 12
 
 
-def client() -> Any:
+class RequestCounter:
+    """Counts the S3 requests this instance sends (reported at the end, for cost and benchmarks)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, **kwargs: Any) -> None:
+        self.count += 1
+
+
+def client(counter: RequestCounter | None = None) -> Any:
     """An S3 client; honours AWS_ENDPOINT_URL (the local stack sets it)."""
-    return boto3.client("s3", config=RETRIES)
+    s3 = boto3.client("s3", config=RETRIES)
+    if counter is not None:
+        s3.meta.events.register("before-send.s3", counter)
+    return s3
 
 
 def download(s3: Any, bucket: str, key: str, target: Path) -> list[Path]:
