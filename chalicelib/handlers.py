@@ -41,15 +41,28 @@ class HandlerEnvironment:
 
 
 environment = HandlerEnvironment()
+_installed: list[HandlerEnvironment] = []
 
 
-def configure(settings_for: Callable[[str], AnalysisSettings], aws_for: Callable[[str], AWSClient]) -> None:
-    """Serve several analyses from one process (the local stack)."""
+def configure(settings_for: Callable[[str], AnalysisSettings], aws_for: Callable[[str], AWSClient]) -> HandlerEnvironment:
+    """Serve analyses from this process (the local stack); returns a token for :func:`release`."""
+    token = HandlerEnvironment(settings_for, aws_for)
+    _installed.append(token)
     environment.settings_for, environment.aws_for = settings_for, aws_for
+    return token
+
+
+def release(token: HandlerEnvironment) -> None:
+    """Undo one :func:`configure`; the one installed before it (or Lambda's defaults) applies again."""
+    if token in _installed:
+        _installed.remove(token)
+    current = _installed[-1] if _installed else HandlerEnvironment()
+    environment.settings_for, environment.aws_for = current.settings_for, current.aws_for
 
 
 def reset() -> None:
-    environment.settings_for, environment.aws_for = _settings_from_environment, _aws
+    _installed.clear()
+    release(HandlerEnvironment())
     _aws.cache_clear()
 
 

@@ -135,3 +135,41 @@ def test_a_restart_keeps_every_object_and_fails_interrupted_jobs(tmp_path: Path)
         assert record["state"] == "FAILED"
         status = json.loads(Job(second, "r1").read("logs/DATASET_NAME:kept.bin_STATUS.txt"))
         assert "local stack stopped while this dataset was running" in status["reason"]
+
+
+def test_a_neurocaas_style_analysis_using_the_aws_cli_runs_unchanged(stack: LocalStack, tmp_path: Path) -> None:
+    import importlib.util
+    import io
+
+    import numpy as np
+
+    root = Path(__file__).parents[1] / "blueprints" / "ephys-spikes"
+    stack.deploy(load_blueprint(root))
+    spec = importlib.util.spec_from_file_location("make_example", root / "image" / "spikes" / "make_example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    traces, truth = module.make(seed=3)
+    buffer = io.BytesIO()
+    np.savez(buffer, traces=traces, fs=20000.0)
+    s3 = stack.client("s3")
+    s3.put_object(Bucket="ephys-spikes", Key="ephyslab/inputs/rec1.npz", Body=buffer.getvalue())
+    s3.put_object(Bucket="ephys-spikes", Key="ephyslab/configs/params.yaml", Body=(root / "image" / "params.yaml").read_bytes())
+    s3.put_object(Bucket="ephys-spikes", Key="ephyslab/submissions/submit.json", Body=json.dumps(
+        {"dataname": ["ephyslab/inputs/rec1.npz"], "configname": "ephyslab/configs/params.yaml", "timestamp": "e1"}).encode())
+    prefix = "ephyslab/results/job__ephys-spikes_e1"
+
+    def ended() -> dict[str, Any] | None:
+        try:
+            record = json.loads(s3.get_object(Bucket="ephys-spikes", Key=f"{prefix}/logs/job.json")["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            return None
+        return record if record["state"] in ("SUCCEEDED", "FAILED") else None
+
+    assert wait_for(ended)["state"] == "SUCCEEDED"
+    spikes = s3.get_object(Bucket="ephys-spikes", Key=f"{prefix}/process_results/rec1/spikes.csv")["Body"].read().decode()
+    found = [line.split(",") for line in spikes.strip().splitlines()[1:]]
+    true_count = sum(len(times) for times in truth.values())
+    matched = sum(any(abs(float(t) - s) < 0.001 for s in truth[int(c)]) for c, t, _ in found)
+    assert matched / true_count > 0.9 and matched / len(found) > 0.9
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ephys-spikes", Prefix=f"{prefix}/internal_ec2_logs/")["Contents"]]
+    assert f"{prefix}/internal_ec2_logs/rec1.npz.log" in keys

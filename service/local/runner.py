@@ -34,6 +34,8 @@ SHIMS = {
     "poweroff": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
     "halt": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
     "sudo": '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n',
+    # NeuroCAAS analysis scripts move data with the AWS CLI; a small stand-in serves them locally.
+    "aws": f'#!/bin/sh\nexec "{sys.executable}" -m service.local.awsshim "$@"\n',
 }
 HOME_ON_IMAGE = "/home/ubuntu"
 

@@ -68,6 +68,7 @@ class LocalStack:
         self.threads: list[threading.Thread] = []
         self.snapshot = S3Snapshot(self.state_dir / "s3")
         self.runner: InstanceRunner | None = None
+        self.handler_token: handlers.HandlerEnvironment | None = None
 
     # --- life cycle -----------------------------------------------------------------------------
     @property
@@ -97,7 +98,7 @@ class LocalStack:
         if restored or lost:
             self.options.log(f"restored {restored} object(s) from {self.state_dir}; "
                              f"{lost} dataset(s) interrupted by the last stop marked FAILED")
-        handlers.configure(self._settings_for, self._aws_for)
+        self.handler_token = handlers.configure(self._settings_for, self._aws_for)
         self.runner.start()
         self._spawn(self._poll_submissions, "submit-events")
         self._spawn(self._snapshot_periodically, "snapshots")
@@ -112,7 +113,8 @@ class LocalStack:
         try:
             self.snapshot.save(self.client("s3"))
         finally:
-            handlers.reset()
+            if self.handler_token is not None:
+                handlers.release(self.handler_token)
             if self.server:
                 self.server.stop()
 

@@ -43,7 +43,7 @@ from scipy import ndimage, signal
 DEFAULTS: dict[str, Any] = {
     "baseline_window_s": 15.0,       # running-percentile window for the ΔF/F baseline F0 (s)
     "baseline_percentile": 10.0,     # which percentile of the trace in that window is F0
-    "event_threshold_sd": 4.5,       # event threshold on the smoothed ΔF/F derivative (robust SDs)
+    "event_threshold_sd": 3.5,       # event threshold on the smoothed ΔF/F derivative (noise SDs)
     "min_event_separation_s": 0.3,   # minimum time between two events of one cell (s)
     "event_smoothing_s": 0.07,       # Gaussian smoothing of ΔF/F before differentiating (s)
     "amplitude_window_s": 1.0,       # window after an event's onset in which its peak is looked for (s)
@@ -189,7 +189,7 @@ class Result:
     raw: np.ndarray                     # (K, T) ROI mean fluorescence
     neuropil: np.ndarray                # (K, T)
     dff: np.ndarray                     # (K, T)
-    noise_sd: np.ndarray                # (K,) robust SD of the smoothed ΔF/F derivative
+    noise_sd: np.ndarray                # (K,) per-frame ΔF/F noise SD (from second differences)
     events: list[dict[str, Any]] = field(default_factory=list)   # cell (1-based), frame, time_s, amplitude
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -293,15 +293,30 @@ def delta_f_over_f(trace: np.ndarray, fs: float, window_s: float, percentile: fl
     return (trace - baseline) / baseline
 
 
+def frame_noise(trace: np.ndarray) -> float:
+    """The SD of a trace's white noise, from its second differences (1.4826 x MAD / sqrt(6)).
+
+    Second differences cancel the slow calcium decays and drifts, and the rare spike onsets do not
+    move their median, so this holds for active cells too.
+    """
+    if len(trace) < 3:
+        return 0.0
+    return float(robust_sd(np.diff(trace, n=2)) / math.sqrt(6))
+
+
 def detect_events(dff: np.ndarray, fs: float, params: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
-    """Events of one ΔF/F trace (frame, time_s, amplitude) and the derivative's robust noise SD."""
+    """Events of one ΔF/F trace (frame, time_s, amplitude) and the trace's per-frame noise SD."""
     sigma = max(params["event_smoothing_s"] * fs, 0.3)
     derivative = ndimage.gaussian_filter1d(dff, sigma=sigma, order=1, mode="nearest")
-    noise = float(robust_sd(derivative))
+    noise = frame_noise(dff)
+    # The derivative filter's gain on white noise turns the per-frame noise into the derivative's.
+    impulse = np.zeros(8 * int(math.ceil(sigma)) + 9)
+    impulse[len(impulse) // 2] = 1.0
+    gain = float(np.linalg.norm(ndimage.gaussian_filter1d(impulse, sigma=sigma, order=1, mode="constant")))
     if noise <= 0:
         return [], noise
     distance = max(1, int(round(params["min_event_separation_s"] * fs)))
-    frames, _ = signal.find_peaks(derivative, height=params["event_threshold_sd"] * noise, distance=distance)
+    frames, _ = signal.find_peaks(derivative, height=params["event_threshold_sd"] * noise * gain, distance=distance)
     smooth = ndimage.gaussian_filter1d(dff, sigma=sigma, mode="nearest")
     window = max(2, int(round(params["amplitude_window_s"] * fs)))
     events = []

@@ -37,8 +37,9 @@ GENERATOR_DEFAULTS: dict[str, Any] = {
     "cell_brightness": 30.0,           # median resting photons per frame at a footprint's peak
     "background": 25.0,                # mean neuropil/background photons per pixel per frame
     "neuropil_fluctuation": 0.05,      # relative size of the background's slow fluctuation
-    "rate_hz": (0.1, 0.4),             # range of the cells' spike rates
-    "spike_amplitude": 0.6,            # median ΔF/F of one spike (lognormal)
+    "rate_hz": (0.15, 0.4),            # range of the cells' spike rates
+    "min_spikes": 3,                   # every cell fires at least this often (silent cells are invisible)
+    "spike_amplitude": 0.45,           # median ΔF/F of one spike (lognormal)
     "spike_amplitude_spread": 0.3,     # lognormal sigma of the spike amplitudes
     "tau_rise_s": 0.05,
     "tau_decay_s": 0.7,
@@ -140,7 +141,7 @@ def make_dataset(seed: int = 0, n_cells: int = 8, n_frames: int = 600, fs: float
         shape_k = footprint(shape, tuple(centre), sigma, angle)
         brightness = float(p["cell_brightness"] * rng.uniform(0.7, 1.4))
         rate = float(rng.uniform(*p["rate_hz"]))
-        n_spikes = rng.poisson(rate * duration)
+        n_spikes = max(int(rng.poisson(rate * duration)), p["min_spikes"])
         spikes = np.sort(rng.uniform(0, duration - 0.5, size=n_spikes))
         amplitudes = p["spike_amplitude"] * rng.lognormal(0.0, p["spike_amplitude_spread"], size=n_spikes)
         trace = np.zeros(n_frames)
