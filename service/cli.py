@@ -51,6 +51,18 @@ def blueprint_stage(
                   f"  BUCKET_NAME={blueprint.name} chalice deploy --stage {blueprint.name}", highlight=False)
 
 
+@app.command()
+def demo(
+    datasets: int = typer.Option(3, help="How many synthetic movies to analyse."),
+    frames: int = typer.Option(600, help="Frames per movie."),
+    output: Path = typer.Option(Path("neurocaas-demo-results"), "--output", "-o", help="Where results go."),
+) -> None:
+    """Run the calcium-imaging example end to end on the embedded local stack."""
+    from service.demo import demo_command
+
+    raise typer.Exit(demo_command(datasets, frames, output))
+
+
 cli_local.register(app)
 cli_jobs.register(app)
 

@@ -201,6 +201,24 @@ class Result:
     def times(self) -> np.ndarray:
         return np.arange(self.shape[0]) / self.fs
 
+    def rois_document(self, name: str = "") -> dict[str, Any]:
+        """The content of ``{name}.rois.json``: each cell's centre, size and pixels."""
+        cells = []
+        for k in range(self.n_cells):
+            rows, cols = np.nonzero(self.masks[k])
+            size = int(len(rows))
+            cells.append({
+                "cell": k + 1,
+                "centre": [round(float(c), 2) for c in self.centres[k]],
+                "peak": [int(p) for p in self.peaks[k]],
+                "size_px": size,
+                "radius_px": round(math.sqrt(size / math.pi), 2),
+                "peak_correlation": round(float(self.peak_values[k]), 4),
+                "pixels": [[int(r), int(c)] for r, c in zip(rows, cols)],
+            })
+        return {"dataname": name, "shape": list(self.shape[1:]), "centre_convention": "[row, col] in pixels, 0-based",
+                "detection_threshold": round(self.threshold, 4), "cells": cells}
+
 
 def robust_sd(values: np.ndarray, axis: int | None = None) -> np.ndarray:
     """1.4826 x the median absolute deviation: the SD of Gaussian noise, insensitive to sparse outliers."""
@@ -370,23 +388,7 @@ def write_outputs(result: Result, outdir: str | Path, name: str, extra: dict[str
     files = {kind: outdir / f"{name}.{kind}" for kind in ("rois.json", "dff.csv", "events.csv", "summary.json")}
     files["png"] = outdir / f"{name}.png"
 
-    cells = []
-    for k in range(result.n_cells):
-        rows, cols = np.nonzero(result.masks[k])
-        size = int(len(rows))
-        cells.append({
-            "cell": k + 1,
-            "centre": [round(float(c), 2) for c in result.centres[k]],
-            "peak": [int(p) for p in result.peaks[k]],
-            "size_px": size,
-            "radius_px": round(math.sqrt(size / math.pi), 2),
-            "peak_correlation": round(float(result.peak_values[k]), 4),
-            "pixels": [[int(r), int(c)] for r, c in zip(rows, cols)],
-        })
-    files["rois.json"].write_text(json.dumps({
-        "dataname": name, "shape": list(result.shape[1:]), "centre_convention": "[row, col] in pixels, 0-based",
-        "detection_threshold": round(result.threshold, 4), "cells": cells,
-    }, indent=1))
+    files["rois.json"].write_text(json.dumps(result.rois_document(name), indent=1))
 
     with files["dff.csv"].open("w", newline="") as sink:
         writer = csv.writer(sink)

@@ -127,8 +127,8 @@ def evaluate(rois: Any, events: Any, truth: Any, dff: Any = None, *, max_distanc
         "tolerance_s": tolerance_s,
         "cells": per_cell,
     }
-    traces = load_dff(dff)
-    if traces is not None and pairs and "dff" in truth:
+    traces = load_dff(dff) if pairs and "dff" in truth else None
+    if traces is not None:
         true_dff = np.asarray(truth["dff"])
         correlations = [float(np.corrcoef(traces[i], true_dff[j])[0, 1]) for i, j, _ in pairs]
         metrics["median_dff_correlation"] = float(np.median(correlations))

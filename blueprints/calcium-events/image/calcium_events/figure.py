@@ -29,12 +29,16 @@ def draw(result: "Result", name: str, path: str | Path) -> Path:
     n = result.n_cells
     shown = min(n, MAX_TRACES)
     colours = cell_colours(n)
-    height = max(5.5, min(12.0, 1.2 + 0.55 * shown))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1, 1.7]},
-                                      constrained_layout=True)
+    # Manual layout (inches): the image at the top left, its colourbar beside it, the traces on the right.
+    width, height = 14.0, max(5.8, min(14.0, 1.6 + 0.5 * shown))
+    fig = plt.figure(figsize=(width, height))
+    side = min(5.0, height - 1.6)
+    left = fig.add_axes((0.65 / width, (height - 0.85 - side) / height, side / width, side / height))
+    right = fig.add_axes((7.45 / width, 0.7 / height, (width - 7.75) / width, (height - 1.55) / height))
     duration = result.shape[0] / result.fs
     fig.suptitle(f"{name}: {n} cell{'s' if n != 1 else ''}, {len(result.events)} events "
-                 f"in {duration:.0f} s at {result.fs:g} Hz", fontsize=14, fontweight="bold")
+                 f"in {duration:.0f} s at {result.fs:g} Hz", fontsize=14, fontweight="bold",
+                 y=1 - 0.12 / height, va="top")
 
     # Left: correlation image with outlines.
     image = result.correlation_image
@@ -50,7 +54,10 @@ def draw(result: "Result", name: str, path: str | Path) -> Path:
     left.set_title("Local correlation image and ROIs")
     left.set_xlabel("x (pixels)")
     left.set_ylabel("y (pixels)")
-    colourbar = fig.colorbar(shown_image, ax=left, shrink=0.7, pad=0.02)
+    left.apply_aspect()  # the box now hugs the image: put the colourbar right beside it
+    box = left.get_position()
+    bar_axes = fig.add_axes((box.x1 + 0.15 / width, box.y0, 0.15 / width, box.height))
+    colourbar = fig.colorbar(shown_image, cax=bar_axes)
     colourbar.set_label("mean correlation with neighbours")
 
     # Right: stacked ΔF/F traces.
