@@ -16,12 +16,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.certificate import dataset_line, replace_dataset_line
-from chalicelib.records import DatasetState, JobRecord, JobState
+from chalicelib import progress
+from chalicelib.certificate import dataset_line
+from chalicelib.progress import FINAL
+from chalicelib.records import DatasetState
 from chalicelib.records import status_document as empty_status
-from remote import s3io
-
-FINAL = {DatasetState.SUCCESS, DatasetState.FAILED, DatasetState.CANCELLED, DatasetState.TIMED_OUT}
 STD_LINES = 20
 
 
@@ -123,30 +122,7 @@ class StatusReporter:
                            ContentType="application/json")
 
     def _write_certificate(self, line: str) -> None:
-        def change(body: bytes | None) -> bytes | None:
-            if body is None:
-                return None
-            return replace_dataset_line(body.decode(), self.dataname, line).encode()
-
-        s3io.rewrite(self.s3, self.bucket, f"{self.prefix}/logs/certificate.txt", change)
+        progress.set_certificate_line(self.s3, self.bucket, self.prefix, self.dataname, line)
 
     def _write_record(self) -> None:
-        state, finished = self.state, self.job_finish
-
-        def change(body: bytes | None) -> bytes | None:
-            if body is None:
-                return None
-            record = JobRecord.model_validate_json(body)
-            if record.state is JobState.CANCELLED or self.label not in record.datasets:
-                return None
-            record.datasets[self.label].state = state
-            now = datetime.now(timezone.utc)
-            states = [d.state for d in record.datasets.values()]
-            if all(s in FINAL for s in states):
-                ok = all(s is DatasetState.SUCCESS for s in states)
-                record.state = JobState.SUCCEEDED if ok else JobState.FAILED
-                record.finished = finished or now
-            record.updated = now
-            return record.to_bytes()
-
-        s3io.rewrite(self.s3, self.bucket, f"{self.prefix}/logs/job.json", change)
+        progress.set_dataset_state(self.s3, self.bucket, self.prefix, self.label, self.state, self.job_finish)

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.parameters import CONFIG_EXTENSIONS
 from chalicelib.records import DatasetState, JobRecord, JobState
 from service.connection import Connection
-from service.marking import mark_dataset
+from chalicelib.progress import finish_dataset
 
 Progress = Callable[[int], None]
 FINAL_JOB_STATES = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
@@ -218,7 +218,7 @@ class NeuroCAASClient:
         folder = f"s3://{ref.bucket}/{ref.prefix}"
         for dataset in record.datasets.values():
             if dataset.instance_id:
-                mark_dataset(self.s3, folder, dataset.instance_id, DatasetState.CANCELLED, "Cancelled by the user.")
+                finish_dataset(self.s3, folder, dataset.instance_id, DatasetState.CANCELLED, "Cancelled by the user.")
         record = self.record(ref) or record
         record.state = JobState.CANCELLED
         record.reason = "Cancelled by the user."

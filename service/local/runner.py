@@ -25,7 +25,7 @@ from typing import Any
 from chalicelib.records import DatasetState
 from remote.install import install
 from service.local.instances import Launched, LocalEC2
-from service.marking import mark_dataset
+from chalicelib.progress import finish_dataset
 
 SHIMS = {
     # The runner enforces lifetimes itself, so a delayed shutdown is only acknowledged.
@@ -81,7 +81,7 @@ class InstanceRunner:
         """Mark datasets whose instances were running when the stack last stopped as FAILED."""
         lost = self.journal.unfinished()
         for instance_id, entry in lost.items():
-            mark_dataset(self.s3, entry.get("jobfolder", ""), instance_id, DatasetState.FAILED,
+            finish_dataset(self.s3, entry.get("jobfolder", ""), instance_id, DatasetState.FAILED,
                          "The local stack stopped while this dataset was running. Submit it again.")
             self.journal.set(instance_id, state="terminated", ended="stack stopped")
         return len(lost)
@@ -161,7 +161,7 @@ class InstanceRunner:
             except subprocess.TimeoutExpired:
                 _kill_group(process)
                 outcome = "timed out"
-                mark_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.TIMED_OUT,
+                finish_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.TIMED_OUT,
                              f"The analysis ran past its lifetime of {launched.lifetime_minutes:g} minutes and "
                              "was stopped. Set a longer __duration__ in the parameter file if it needs more time.")
             finally:
@@ -174,7 +174,7 @@ class InstanceRunner:
             return
         if outcome != "timed out":
             tail = _tail(directory / "console.log")
-            mark_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,
+            finish_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,
                          f"The instance ended ({outcome}) without reporting a result. Last output: {tail}")
         self._end(launched, outcome)
 

@@ -17,7 +17,7 @@ Steps:
    ``baseline_window_s`` (then smoothed over the same window).
 5. **Events.** The derivative of ΔF/F, smoothed with a Gaussian of ``event_smoothing_s``; its noise
    level is a robust SD (1.4826 x MAD); events are its peaks above ``event_threshold_sd`` SDs, at least
-   ``min_event_separation_s`` apart. An event's time is its steepest rise; its amplitude is the ΔF/F
+   ``min_event_separation_s`` apart. An event's time is its steepest rise (to a fraction of a frame); its amplitude is the ΔF/F
    rise from just before the event to the maximum within ``amplitude_window_s`` (or the next event).
 
 Parameters come from a JSON or YAML file; missing keys take :data:`DEFAULTS`, unknown keys (such as
@@ -322,6 +322,15 @@ def frame_noise(trace: np.ndarray) -> float:
     return float(robust_sd(np.diff(trace, n=2)) / math.sqrt(6))
 
 
+def _vertex(values: np.ndarray, i: int) -> float:
+    """Sub-sample offset (-0.5..0.5) of a peak at ``i``, from the parabola through its neighbours."""
+    if i <= 0 or i >= len(values) - 1:
+        return 0.0
+    left, centre, right = values[i - 1], values[i], values[i + 1]
+    curvature = left - 2 * centre + right
+    return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
+
+
 def detect_events(dff: np.ndarray, fs: float, params: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
     """Events of one ΔF/F trace (frame, time_s, amplitude) and the trace's per-frame noise SD."""
     sigma = max(params["event_smoothing_s"] * fs, 0.3)
@@ -342,7 +351,8 @@ def detect_events(dff: np.ndarray, fs: float, params: dict[str, Any]) -> tuple[l
         end = min(len(dff), frame + window, frames[i + 1] + 1 if i + 1 < len(frames) else len(dff))
         before = smooth[max(0, frame - 2)]
         peak = smooth[frame:max(end, frame + 2)].max()
-        events.append({"frame": int(frame), "time_s": frame / fs, "amplitude": float(peak - before)})
+        events.append({"frame": int(frame), "time_s": (frame + _vertex(derivative, frame)) / fs,
+                       "amplitude": float(peak - before)})
     return events, noise
 
 
