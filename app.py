@@ -9,15 +9,34 @@ from __future__ import annotations
 
 import os
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
-from chalicelib.handlers import handle_submit_event
+from chalicelib import handlers
 
 app = Chalice(app_name="neurocaas")
+BUCKET = os.environ.get("BUCKET_NAME", "neurocaas-unconfigured")
+EC2_STATE_CHANGE = {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]}
 
 
-@app.on_s3_event(bucket=os.environ.get("BUCKET_NAME", "neurocaas-unconfigured"),
-                 events=["s3:ObjectCreated:*"], suffix="submit.json")
+@app.on_s3_event(bucket=BUCKET, events=["s3:ObjectCreated:*"], suffix="submit.json")
 def on_submit(event):  # type: ignore[no-untyped-def]
     """A submit.json was written: start its job (or record why not)."""
-    handle_submit_event(event.bucket, event.key)
+    handlers.handle_submit_event(event.bucket, event.key)
+
+
+@app.on_s3_event(bucket=BUCKET, events=["s3:ObjectCreated:*"], suffix="cancel.json")
+def on_cancel(event):  # type: ignore[no-untyped-def]
+    """A cancel.json naming a job was written: stop it."""
+    handlers.handle_cancel_event(event.bucket, event.key)
+
+
+@app.on_cw_event(EC2_STATE_CHANGE)
+def on_instance_state(event):  # type: ignore[no-untyped-def]
+    """An instance changed state (one rule per analysis; the handler keeps only its own by tag)."""
+    handlers.handle_instance_state(event.detail["instance-id"], event.detail["state"])
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def reaper(event):  # type: ignore[no-untyped-def]
+    """End instances that outlived their lifetime (Timeout tag) plus a grace period."""
+    handlers.handle_reaper()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -65,6 +66,16 @@ class InstanceInfo:
     tags: dict[str, str]
     instance_type: str
     launch_index: int
+    launch_time: datetime | None = None
+
+
+def _instance_info(item: dict[str, Any]) -> InstanceInfo:
+    return InstanceInfo(
+        instance_id=item["InstanceId"], state=item["State"]["Name"],
+        tags={t["Key"]: t["Value"] for t in item.get("Tags", ())},
+        instance_type=item.get("InstanceType", ""), launch_index=int(item.get("AmiLaunchIndex", 0)),
+        launch_time=item.get("LaunchTime"),
+    )
 
 
 def _failure(operation: str, error: Exception) -> AWSFailure:
@@ -135,6 +146,12 @@ class AWSClient:
         except BotoCoreError as error:
             raise _failure(f"writing s3://{bucket}/{key}", error) from error
 
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self.s3.delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(f"deleting s3://{bucket}/{key}", error) from error
+
     def list_keys(self, bucket: str, prefix: str) -> Iterator[str]:
         try:
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -166,16 +183,23 @@ class AWSClient:
         try:
             for page in self.ec2.get_paginator("describe_instances").paginate(Filters=filters):
                 for reservation in page["Reservations"]:
-                    for i in reservation["Instances"]:
-                        found.append(InstanceInfo(
-                            instance_id=i["InstanceId"], state=i["State"]["Name"],
-                            tags={t["Key"]: t["Value"] for t in i.get("Tags", ())},
-                            instance_type=i.get("InstanceType", ""),
-                            launch_index=int(i.get("AmiLaunchIndex", 0)),
-                        ))
+                    found.extend(_instance_info(i) for i in reservation["Instances"])
         except (ClientError, BotoCoreError) as error:
             raise _failure("listing instances", error) from error
         return found
+
+    def describe(self, instance_id: str) -> InstanceInfo | None:
+        """One instance as EC2 sees it now, or None if EC2 no longer knows it."""
+        try:
+            reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        except ClientError as error:
+            if _code(error).startswith("InvalidInstanceID"):
+                return None
+            raise _failure("reading an instance", error) from error
+        except BotoCoreError as error:
+            raise _failure("reading an instance", error) from error
+        items = [i for r in reservations for i in r["Instances"]]
+        return _instance_info(items[0]) if items else None
 
     def image_root(self, ami: str) -> RootVolume | None:
         try:

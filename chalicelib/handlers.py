@@ -17,7 +17,9 @@ from aws_lambda_powertools import Logger
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import SettingsError
-from chalicelib.jobmanager import JobManager, Result
+from chalicelib.jobmanager import JobManager, Result, utcnow
+from chalicelib.monitor.control import CannotCancel, cancel_from_s3, reap
+from chalicelib.monitor.statechange import InstanceMonitor
 
 logger = Logger(service="neurocaas")
 
@@ -32,32 +34,42 @@ def _settings_from_environment(bucket: str) -> AnalysisSettings:
     return AnalysisSettings.from_environ(os.environ)
 
 
+def _analysis_from_environment() -> list[str]:
+    return [os.environ["BUCKET_NAME"]] if os.environ.get("BUCKET_NAME") else []
+
+
 @dataclass
 class HandlerEnvironment:
     """Where a handler gets its analysis settings and AWS clients from."""
 
     settings_for: Callable[[str], AnalysisSettings] = _settings_from_environment
     aws_for: Callable[[str], AWSClient] = field(default=_aws)
+    analyses: Callable[[], list[str]] = _analysis_from_environment
 
 
 environment = HandlerEnvironment()
 _installed: list[HandlerEnvironment] = []
 
 
-def configure(settings_for: Callable[[str], AnalysisSettings], aws_for: Callable[[str], AWSClient]) -> HandlerEnvironment:
+def configure(settings_for: Callable[[str], AnalysisSettings], aws_for: Callable[[str], AWSClient],
+              analyses: Callable[[], list[str]]) -> HandlerEnvironment:
     """Serve analyses from this process (the local stack); returns a token for :func:`release`."""
-    token = HandlerEnvironment(settings_for, aws_for)
+    token = HandlerEnvironment(settings_for, aws_for, analyses)
     _installed.append(token)
-    environment.settings_for, environment.aws_for = settings_for, aws_for
+    _apply(token)
     return token
+
+
+def _apply(source: HandlerEnvironment) -> None:
+    environment.settings_for, environment.aws_for, environment.analyses = (
+        source.settings_for, source.aws_for, source.analyses)
 
 
 def release(token: HandlerEnvironment) -> None:
     """Undo one :func:`configure`; the one installed before it (or Lambda's defaults) applies again."""
     if token in _installed:
         _installed.remove(token)
-    current = _installed[-1] if _installed else HandlerEnvironment()
-    environment.settings_for, environment.aws_for = current.settings_for, current.aws_for
+    _apply(_installed[-1] if _installed else HandlerEnvironment())
 
 
 def reset() -> None:
@@ -78,3 +90,42 @@ def handle_submit_event(bucket: str, key: str) -> Result | None:
     logger.info("submit handled", extra={"bucket": bucket, "key": key, "outcome": result.outcome.value,
                                           "detail": result.message})
     return result
+
+
+def _serving() -> list[tuple[AnalysisSettings, AWSClient]]:
+    served = []
+    for bucket in environment.analyses():
+        settings = environment.settings_for(bucket)
+        served.append((settings, environment.aws_for(settings.region)))
+    return served
+
+
+def handle_instance_state(instance_id: str, state: str) -> list[str]:
+    """An EC2 state-change event: update cost records, datasets and the job's end."""
+    done = []
+    for settings, aws in _serving():
+        outcome = InstanceMonitor(aws, settings.bucket_name, utcnow, logger).handle(instance_id)
+        done.append(outcome)
+        logger.info("instance state handled", extra={"instance": instance_id, "event_state": state,
+                                                      "analysis": settings.bucket_name, "outcome": outcome})
+    return done
+
+
+def handle_cancel_event(bucket: str, key: str) -> int | None:
+    settings = environment.settings_for(bucket)
+    try:
+        stopped = cancel_from_s3(environment.aws_for(settings.region), bucket, key, utcnow())
+    except CannotCancel as error:
+        logger.info("cancel refused", extra={"key": key, "reason": error.message})
+        return None
+    logger.info("job cancelled", extra={"key": key, "instances": stopped})
+    return stopped
+
+
+def handle_reaper() -> list[str]:
+    reaped = []
+    for settings, aws in _serving():
+        reaped += reap(aws, settings.bucket_name, utcnow())
+    if reaped:
+        logger.info("reaped overdue instances", extra={"instances": reaped})
+    return reaped

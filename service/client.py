@@ -14,9 +14,10 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.parameters import CONFIG_EXTENSIONS
-from chalicelib.records import DatasetState, JobRecord, JobState
+from chalicelib.records import JobRecord, JobState
 from service.connection import Connection
-from chalicelib.progress import finish_dataset
+from chalicelib.awsclient import AWSClient
+from chalicelib.monitor.control import CannotCancel, cancel_job
 
 Progress = Callable[[int], None]
 FINAL_JOB_STATES = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
@@ -203,28 +204,11 @@ class NeuroCAASClient:
 
     def cancel(self, ref: JobRef) -> int:
         """Terminate the job's instances and mark what had not finished CANCELLED."""
-        record = self.record(ref)
-        if record is None:
-            raise UserError(f"Job {ref.job_id} has no record yet; try again in a moment.")
-        if record.state in FINAL_JOB_STATES:
-            raise UserError(f"Job {ref.job_id} has already ended ({record.state.value}).")
-        filters = [{"Name": "tag:job", "Values": [ref.name]}, {"Name": "tag:analysis", "Values": [ref.analysis]},
-                   {"Name": "tag:group", "Values": [ref.group]},
-                   {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-        pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
-        ids = [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
-        if ids:
-            self.ec2.terminate_instances(InstanceIds=ids)
-        folder = f"s3://{ref.bucket}/{ref.prefix}"
-        for dataset in record.datasets.values():
-            if dataset.instance_id:
-                finish_dataset(self.s3, folder, dataset.instance_id, DatasetState.CANCELLED, "Cancelled by the user.")
-        record = self.record(ref) or record
-        record.state = JobState.CANCELLED
-        record.reason = "Cancelled by the user."
-        record.finished = record.updated = datetime.now(timezone.utc)
-        self.s3.put_object(Bucket=ref.bucket, Key=f"{ref.prefix}/logs/job.json", Body=record.to_bytes())
-        return len(ids)
+        aws = AWSClient(self.s3, self.ec2, None)
+        try:
+            return cancel_job(aws, ref.bucket, ref.prefix, datetime.now(timezone.utc))
+        except CannotCancel as error:
+            raise UserError(error.message) from None
 
 
 def _check_config(path: Path) -> None:

@@ -50,7 +50,8 @@ def files(tmp_path: Path, mode: str = "ok") -> tuple[Path, Path]:
 def bucket_keys(home: Path) -> set[str]:
     from service.connection import connect
     s3 = connect(state_dir=home / "local").client("s3")
-    return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", ())}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", ())}
+    return {k for k in keys if k.split("/")[1:2] in (["inputs"], ["configs"], ["submissions"])}
 
 
 def test_submit_wait_then_logs_results_and_jobs(cli, tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,9 +63,11 @@ class InstanceRunner:
 
     def __init__(self, ec2: LocalEC2, s3: Any, *, state_dir: Path, images: Callable[[str], Path | None],
                  analyses: Callable[[], set[str]], environment: dict[str, str], slots: int | None = None,
-                 minute_seconds: float = 60.0, poll_seconds: float = 0.2, log: Callable[[str], None] = print) -> None:
+                 minute_seconds: float = 60.0, poll_seconds: float = 0.2, log: Callable[[str], None] = print,
+                 on_state: Callable[[str, str], None] | None = None) -> None:
         self.ec2, self.s3, self.images, self.analyses = ec2, s3, images, analyses
         self.environment, self.minute_seconds, self.poll_seconds, self.log = environment, minute_seconds, poll_seconds, log
+        self.on_state = on_state or (lambda instance_id, state: None)
         self.root = state_dir / "instances"
         self.root.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(state_dir / "instances.json")
@@ -155,6 +156,7 @@ class InstanceRunner:
             self.processes[launched.instance_id] = process
             self.ec2.set_state(launched.instance_id, "running")
             self.journal.set(launched.instance_id, state="running")
+            self.on_state(launched.instance_id, "running")
             try:
                 code = process.wait(timeout=lifetime)
                 outcome = "powered off" if (directory / "poweroff").exists() else f"exited with code {code}"
@@ -171,6 +173,7 @@ class InstanceRunner:
         if launched.instance_id in self.terminated_elsewhere:
             self.journal.set(launched.instance_id, state="terminated", ended="terminated")
             self.log(f"instance {launched.instance_id} terminated")
+            self.on_state(launched.instance_id, "terminated")
             return
         if outcome != "timed out":
             tail = _tail(directory / "console.log")
@@ -198,6 +201,7 @@ class InstanceRunner:
         finally:
             self.journal.set(launched.instance_id, state="terminated", ended=outcome)
             self.log(f"instance {launched.instance_id} {outcome}")
+        self.on_state(launched.instance_id, "terminated")
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import threading
+import urllib.request
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from service.local.runner import InstanceRunner
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "neurocaas-local", "AWS_SECRET_ACCESS_KEY": "neurocaas-local"}
 REGION = "us-east-1"
 SUBMIT_SUFFIX = "submit.json"
+CANCEL_SUFFIX = "cancel.json"
 
 
 @dataclass
@@ -54,7 +57,12 @@ class LocalStackOptions:
 
 
 class LocalStack:
-    """Start, serve and stop the local stack. Use as a context manager or call start/stop."""
+    """Start, serve and stop the local stack. Use as a context manager or call start/stop.
+
+    One stack at a time per process (moto's state is process-wide).
+    """
+
+    _live: "LocalStack | None" = None
 
     def __init__(self, options: LocalStackOptions) -> None:
         self.options = options
@@ -82,10 +90,16 @@ class LocalStack:
                             config=Config(retries={"mode": "standard", "max_attempts": 3}))
 
     def start(self) -> "LocalStack":
+        # moto keeps its state in module globals: two stacks in one process would share it.
+        if LocalStack._live is not None:
+            raise RuntimeError("A local stack is already running in this process; stop it first.")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
+        LocalStack._live = self
         self.port = self.server.get_host_and_port()[1]
+        # Start from the state directory alone, as a new server process would.
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
         s3 = self.client("s3")
         restored = self.snapshot.restore(s3, REGION)
         self._load_images()
@@ -93,12 +107,13 @@ class LocalStack:
             LocalEC2(self.client("ec2"), REGION), self.client("s3"), state_dir=self.state_dir,
             images=self.images.get, analyses=lambda: set(self.served), environment=self.instance_environment(),
             slots=self.options.slots, minute_seconds=self.options.minute_seconds, log=self.options.log,
+            on_state=self._state_changed,
         )
         lost = self.runner.recover()
         if restored or lost:
             self.options.log(f"restored {restored} object(s) from {self.state_dir}; "
                              f"{lost} dataset(s) interrupted by the last stop marked FAILED")
-        self.handler_token = handlers.configure(self._settings_for, self._aws_for)
+        self.handler_token = handlers.configure(self._settings_for, self._aws_for, lambda: list(self.served))
         self.runner.start()
         self._spawn(self._poll_submissions, "submit-events")
         self._spawn(self._snapshot_periodically, "snapshots")
@@ -117,6 +132,7 @@ class LocalStack:
                 handlers.release(self.handler_token)
             if self.server:
                 self.server.stop()
+            LocalStack._live = None
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -152,8 +168,8 @@ class LocalStack:
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
             "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": SUBMIT_SUFFIX}]}},
-        }]})
+            "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
+        } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX)]})
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
         served = Served(blueprint, settings, queue_url)
@@ -205,12 +221,29 @@ class LocalStack:
             sqs.delete_message(QueueUrl=served.queue_url, ReceiptHandle=message["ReceiptHandle"])
             return
         for record in event["Records"]:
+            handler = chalice_app.on_cancel if record["s3"]["object"]["key"].endswith(CANCEL_SUFFIX) \
+                else chalice_app.on_submit
             try:
-                chalice_app.on_submit({"Records": [record]}, None)
+                handler({"Records": [record]}, None)
             except Exception as error:  # left on the queue: delivered again, as S3 would retry
                 self.options.log(f"submit handler failed: {error}")
                 return
         sqs.delete_message(QueueUrl=served.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _state_changed(self, instance_id: str, state: str) -> None:
+        """Send the runner's state changes to the same handler EventBridge feeds on AWS."""
+        import app as chalice_app
+
+        event = {
+            "version": "0", "id": f"local-{instance_id}-{state}", "detail-type": "EC2 Instance State-change Notification",
+            "source": "aws.ec2", "account": "123456789012", "time": datetime.now(timezone.utc).isoformat(),
+            "region": REGION, "resources": [f"arn:aws:ec2:{REGION}:123456789012:instance/{instance_id}"],
+            "detail": {"instance-id": instance_id, "state": state},
+        }
+        try:
+            chalice_app.on_instance_state(event, None)
+        except Exception as error:
+            self.options.log(f"instance state handler failed: {error}")
 
     def _snapshot_periodically(self) -> None:
         while not self.stopping.wait(self.options.snapshot_seconds):

@@ -1,0 +1,1 @@
+"""Monitoring, cost and control: instance state changes, cost records, the reaper, cancellation."""

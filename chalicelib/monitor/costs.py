@@ -1,0 +1,62 @@
+"""Cost records (CONTRACT section 1): ``logs/active/{id}.json`` while an instance runs, then
+``logs/{group}/{id}.json`` (the group's billing history) once it has stopped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from chalicelib import pricing
+
+
+def active_key(instance_id: str) -> str:
+    return f"logs/active/{instance_id}.json"
+
+
+def history_key(group: str, instance_id: str) -> str:
+    return f"logs/{group}/{instance_id}.json"
+
+
+class Period(BaseModel):
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> float:
+        # Whole durations, however many days they span (NeuroCAAS dropped the days).
+        return max((self.end - self.start).total_seconds(), 0.0) / 3600.0
+
+
+class CostRecord(BaseModel):
+    """What one instance costs: its price and the periods it ran."""
+
+    instance_id: str
+    group: str
+    analysis: str
+    job: str
+    jobfolder: str = ""
+    instance_type: str
+    hourly_price: float
+    price_known: bool
+    start: datetime
+    end: datetime | None = None
+    periods: list[Period] = Field(default_factory=list)
+    cost: float = 0.0
+
+    @classmethod
+    def opened(cls, *, instance_id: str, tags: dict[str, str], instance_type: str, start: datetime) -> "CostRecord":
+        price = pricing.hourly_price(instance_type)
+        return cls(instance_id=instance_id, group=tags.get("group", ""), analysis=tags.get("analysis", ""),
+                   job=tags.get("job", ""), jobfolder=tags.get("jobfolder", ""), instance_type=instance_type,
+                   hourly_price=price.hourly, price_known=price.known, start=start)
+
+    def closed(self, end: datetime) -> "CostRecord":
+        """This record with its running period ended at ``end`` and its cost updated."""
+        period = Period(start=self.start, end=max(end, self.start))
+        periods = [*self.periods, period]
+        cost = round(sum(p.hours for p in periods) * self.hourly_price, 6)
+        return self.model_copy(update={"end": period.end, "periods": periods, "cost": cost})
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()

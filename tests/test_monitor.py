@@ -1,0 +1,137 @@
+"""Monitoring and control against moto: state changes, cost records, end.txt, reaper, cancel."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from chalicelib.monitor.control import CannotCancel, cancel_from_s3, cancel_job, reap
+from chalicelib.monitor.costs import active_key, history_key
+from chalicelib.monitor.statechange import InstanceMonitor
+from tests.conftest import GROUP, submit_doc
+
+JOB = "2026-11-25T10-00-00"
+
+
+@pytest.fixture
+def job(uploaded):  # type: ignore[no-untyped-def]
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
+    launch = uploaded.instances()[0]["LaunchTime"]
+    uploaded.launch = launch
+    uploaded.ids = sorted(result.record.instance_ids)
+    return uploaded
+
+
+def monitor(analysis, at: datetime) -> InstanceMonitor:  # type: ignore[no-untyped-def]
+    return InstanceMonitor(analysis.aws, analysis.settings.bucket_name, lambda: at, Logger(service="test"))
+
+
+def history(analysis, instance_id: str) -> dict:  # type: ignore[no-untyped-def]
+    return json.loads(analysis.get(history_key(GROUP, instance_id)))
+
+
+def test_running_then_stopped_keeps_one_record_with_its_whole_duration(job) -> None:
+    first = job.ids[0]
+    at = job.launch + timedelta(days=2, hours=3)
+    assert monitor(job, at).handle(first) == "recorded as running"
+    assert monitor(job, at).handle(first) == "already recorded as running"
+    assert json.loads(job.get(active_key(first)))["group"] == GROUP
+
+    job.ec2.stop_instances(InstanceIds=[first])
+    monitor(job, at).handle(first)
+
+    record = history(job, first)
+    assert record["cost"] == pytest.approx(51 * 0.0116, rel=1e-3)  # two days and three hours, counted whole
+    assert active_key(first) not in job.keys("logs/active/")
+    job.ec2.terminate_instances(InstanceIds=[first])
+    assert monitor(job, at).handle(first).startswith("already recorded as stopped")
+    assert history(job, first) == record
+
+
+def test_out_of_order_and_duplicated_events_converge(job) -> None:
+    first = job.ids[0]
+    at = job.launch + timedelta(hours=1)
+    job.ec2.terminate_instances(InstanceIds=[first])
+
+    monitor(job, at).handle(first)  # the terminated event arrives before the running one
+    late_running = monitor(job, at).handle(first)
+
+    assert late_running.startswith("already recorded as stopped")
+    assert history(job, first)["cost"] == pytest.approx(0.0116, rel=1e-3)
+    assert job.keys("logs/active/") == []
+
+
+def test_end_txt_appears_once_when_every_instance_has_stopped(job) -> None:
+    at = job.launch + timedelta(minutes=30)
+    end = f"{job.job_folder(JOB)}/process_results/end.txt"
+    job.ec2.terminate_instances(InstanceIds=[job.ids[0]])
+    assert "still has running instances" in monitor(job, at).handle(job.ids[0])
+    assert end not in job.keys()
+
+    job.ec2.terminate_instances(InstanceIds=[job.ids[1]])
+    outcomes = [monitor(job, at).handle(job.ids[1]), monitor(job, at).handle(job.ids[0])]
+
+    assert "end.txt written" in outcomes[0] and "end.txt already written" in outcomes[1]
+    assert "actual cost $0.0116" in job.get(end)
+    record = job.record(JOB)
+    assert record["actual_cost"] == pytest.approx(0.0116, rel=1e-2)
+    assert job.certificate(JOB).count("ACTUAL COST:") == 1
+
+
+def test_an_instance_lost_before_reporting_fails_its_dataset(job) -> None:
+    job.ec2.terminate_instances(InstanceIds=job.ids)
+    for instance_id in job.ids:
+        monitor(job, job.launch + timedelta(minutes=5)).handle(instance_id)
+
+    status = json.loads(job.get(f"{job.job_folder(JOB)}/logs/DATASET_NAME:a.tif_STATUS.txt"))
+    assert status["status"] == "FAILED" and "stopped before its dataset reported" in status["reason"]
+    assert job.record(JOB)["state"] == "FAILED"
+    assert "STATUS: FAILED" in job.certificate(JOB)
+
+
+def test_other_analyses_instances_are_ignored(job) -> None:
+    other = job.ec2.run_instances(ImageId=job.settings.ami, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "analysis", "Value": "someone-else"}]}])
+    instance_id = other["Instances"][0]["InstanceId"]
+    assert monitor(job, job.launch).handle(instance_id).startswith("ignored")
+
+
+def test_the_reaper_ends_overdue_instances_after_the_grace_period(job) -> None:
+    assert reap(job.aws, job.settings.bucket_name, job.launch + timedelta(minutes=65)) == []
+
+    reaped = reap(job.aws, job.settings.bucket_name, job.launch + timedelta(minutes=71))
+
+    assert sorted(reaped) == job.ids
+    assert job.instances() == []
+    status = json.loads(job.get(f"{job.job_folder(JOB)}/logs/DATASET_NAME:b.tif_STATUS.txt"))
+    assert status["status"] == "TIMED OUT" and "lifetime of 60 minutes" in status["reason"]
+
+
+def test_cancel_from_a_cancel_file(job) -> None:
+    key = f"{GROUP}/submissions/stop_cancel.json"
+    job.put(key, {"timestamp": JOB})
+
+    stopped = cancel_from_s3(job.aws, job.settings.bucket_name, key, job.launch)
+
+    assert stopped == 2 and job.instances() == []
+    record = job.record(JOB)
+    assert record["state"] == "CANCELLED" and "cancel file" in record["reason"]
+    assert {d["state"] for d in record["datasets"].values()} == {"CANCELLED"}
+    with pytest.raises(CannotCancel, match="already ended"):
+        cancel_job(job.aws, job.settings.bucket_name, job.job_folder(JOB), job.launch)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("not json", "must be JSON"),
+    ({"timestamp": "../../x"}, "does not name a job"),
+    ({"timestamp": "no-such-job"}, "There is no job"),
+])
+def test_bad_cancel_files_are_refused(job, body, message: str) -> None:
+    key = f"{GROUP}/submissions/bad_cancel.json"
+    job.put(key, body)
+    with pytest.raises(CannotCancel, match=message):
+        cancel_from_s3(job.aws, job.settings.bucket_name, key, job.launch)
+    assert len(job.instances()) == 2
