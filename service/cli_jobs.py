@@ -150,6 +150,29 @@ def register(app: typer.Typer) -> None:
         console.print(f"Downloaded {len(files)} file(s) to {target}/", highlight=False)
 
     @app.command()
+    def costs(analysis: str = typer.Argument(...), group: str = typer.Option(None, "--group", "-g"),
+              jobs_too: bool = typer.Option(True, "--jobs/--no-jobs", help="Show each job's cost."),
+              aws: bool = AWS) -> None:
+        """Spend per group (stopped instances, and running ones so far) and per job."""
+        from service.costs import spend_by_group
+
+        client = client_for(aws)
+        try:
+            client.check_analysis(analysis)
+        except UserError as error:
+            fail(str(error))
+        spend = spend_by_group(client.s3, analysis, group)
+        table = Table(title=f"Costs of {analysis}")
+        for column in ("group", "job", "instances", "spent", "running now"):
+            table.add_column(column, justify="left" if column in ("group", "job") else "right")
+        for name, item in sorted(spend.items()):
+            table.add_row(name, "(all)", str(item.instances), f"${item.spent:.2f}", f"${item.running:.2f}")
+            if jobs_too:
+                for job_name, dollars in sorted(item.jobs.items()):
+                    table.add_row("", job_name, "", f"${dollars:.4f}", "")
+        console.print(table if spend else f"No costs recorded yet for {analysis}.")
+
+    @app.command()
     def cancel(job: str = typer.Argument(...), analysis: str = ANALYSIS, group: str = GROUP, aws: bool = AWS) -> None:
         """Stop a job's instances and mark it CANCELLED."""
         client = client_for(aws)

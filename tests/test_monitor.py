@@ -135,3 +135,20 @@ def test_bad_cancel_files_are_refused(job, body, message: str) -> None:
     with pytest.raises(CannotCancel, match=message):
         cancel_from_s3(job.aws, job.settings.bucket_name, key, job.launch)
     assert len(job.instances()) == 2
+
+
+def test_costs_per_group_and_job(job) -> None:
+    from service.costs import spend_by_group
+
+    at = job.launch + timedelta(hours=2)
+    monitor(job, at).handle(job.ids[0])  # running
+    job.ec2.terminate_instances(InstanceIds=[job.ids[1]])
+    monitor(job, at).handle(job.ids[1])  # stopped after two hours
+
+    spend = spend_by_group(job.s3, job.settings.bucket_name, now=at)
+
+    mine = spend[GROUP]
+    assert mine.spent == pytest.approx(2 * 0.0116, rel=1e-2)
+    assert mine.running == pytest.approx(2 * 0.0116, rel=1e-2)
+    assert mine.instances == 2
+    assert dict(mine.jobs) == pytest.approx({f"job__{job.settings.bucket_name}_{JOB}": 4 * 0.0116}, rel=1e-2)
