@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, LaunchedInstance
 from chalicelib.certificate import Certificate, dataset_line
-from chalicelib.exceptions import NeuroCAASError, Step, UnexpectedFailure
+from chalicelib.exceptions import AWSFailure, NeuroCAASError, Step, UnexpectedFailure
 from chalicelib.jobstore import JobStore
-from chalicelib.plan import JobPlan, run_instances_request
+from chalicelib.plan import JobPlan, LaunchBatch, run_instances_request
 from chalicelib.records import DatasetRecord, DatasetState, JobRecord, JobState, status_document
+
+
+CAPACITY_CODES = ("InsufficientInstanceCapacity", "VcpuLimitExceeded", "InstanceLimitExceeded")
 
 
 class JobExecutor:
@@ -39,7 +44,7 @@ class JobExecutor:
             by_batch = self._launched_before(plan) if resumed else {}
             instance_of: dict[tuple[int, int], str] = {}
             for batch in plan.batches:
-                instances = by_batch.get(batch.number) or self.aws.run_instances(run_instances_request(plan, batch))
+                instances = by_batch.get(batch.number) or self._launch(plan, batch, record, certificate)
                 for instance in instances:
                     instance_of[(batch.number, instance.launch_index)] = instance.instance_id
                     launched.append(instance.instance_id)
@@ -48,6 +53,28 @@ class JobExecutor:
             self._abort(plan, record, certificate, launched, error, step)
             raise
         return record
+
+    def _launch(self, plan: JobPlan, batch: LaunchBatch, record: JobRecord,
+                certificate: Certificate) -> list[LaunchedInstance]:
+        """Launch one batch; when AWS has no capacity, try the blueprint's fallback types in order."""
+        candidates = [batch.instance_type, *(t for t in plan.fallback_instance_types if t != batch.instance_type)]
+        for position, instance_type in enumerate(candidates):
+            attempt = batch if position == 0 else replace(
+                batch, instance_type=instance_type,
+                client_token=hashlib.sha256(f"{batch.client_token}|{instance_type}".encode()).hexdigest()[:64])
+            try:
+                instances = self.aws.run_instances(run_instances_request(plan, attempt))
+            except AWSFailure as error:
+                if error.code not in CAPACITY_CODES or position == len(candidates) - 1:
+                    raise
+                certificate.note(f"No capacity for {instance_type} ({error.code}); trying {candidates[position + 1]}.")
+                continue
+            if position:
+                certificate.note(f"{attempt.count} instance(s) started on {instance_type} instead of "
+                                 f"{batch.instance_type}, which AWS had no capacity for.")
+                record.instance_type = instance_type
+            return instances
+        raise AssertionError("unreachable")
 
     def _launched_before(self, plan: JobPlan) -> dict[int, list[LaunchedInstance]]:
         """Instances an earlier, interrupted attempt at this job already started, by batch."""

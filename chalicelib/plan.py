@@ -86,6 +86,7 @@ class JobPlan:
     security_groups: tuple[str, ...] = ()
     root_volume: RootVolume | None = None
     notes: tuple[str, ...] = field(default=())
+    fallback_instance_types: tuple[str, ...] = ()
 
     @property
     def job_id(self) -> str:

@@ -55,6 +55,7 @@ def plan_job(
         datasets=datasets, batches=batches, tags=tags, estimated_cost=estimated,
         iam_role=settings.iam_role, key_name=settings.key_name,
         security_groups=settings.security_groups, root_volume=root_volume, notes=tuple(notes),
+        fallback_instance_types=settings.fallback_instance_types,
     )
 
 

@@ -158,3 +158,40 @@ def test_launch_errors_carry_advice(uploaded, monkeypatch, code: str, advice: st
     assert result.outcome is Outcome.FAILED
     assert advice in uploaded.certificate(JOB)
     assert uploaded.record(JOB)["refused"] is True
+
+
+def test_no_capacity_falls_back_to_the_blueprints_next_type(uploaded, monkeypatch) -> None:
+    from chalicelib.awsclient import _failure
+    real_run = AWSClient.run_instances
+    tried = []
+
+    def no_t2(self, request):
+        tried.append(request["InstanceType"])
+        if request["InstanceType"] == "t2.micro":
+            raise _failure("starting instances", error("InsufficientInstanceCapacity"))
+        return real_run(self, request)
+
+    monkeypatch.setattr(AWSClient, "run_instances", no_t2)
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"), fallback_instance_types=("t3.micro", "m5.large"))
+
+    assert result.outcome is Outcome.STARTED
+    assert tried == ["t2.micro", "t3.micro"]
+    [instance] = uploaded.instances()
+    assert instance["InstanceType"] == "t3.micro"
+    assert "started on t3.micro instead of t2.micro" in uploaded.certificate(JOB)
+    assert uploaded.record(JOB)["instance_type"] == "t3.micro"
+
+
+def test_no_capacity_anywhere_is_refused_cleanly(uploaded, monkeypatch) -> None:
+    from chalicelib.awsclient import _failure
+
+    def none_at_all(self, request):
+        raise _failure("starting instances", error("InsufficientInstanceCapacity"))
+
+    monkeypatch.setattr(AWSClient, "run_instances", none_at_all)
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"), fallback_instance_types=("t3.micro",))
+
+    assert result.outcome is Outcome.FAILED
+    assert uploaded.instances() == []
+    certificate = uploaded.certificate(JOB)
+    assert "No capacity for t2.micro" in certificate and "AWS ERROR." in certificate
