@@ -135,3 +135,12 @@ def submit_doc(*datanames: str, config: str = f"{GROUP}/configs/params.yaml", ti
                **extra: Any) -> dict[str, Any]:
     data: Any = list(datanames) if len(datanames) != 1 else datanames[0]
     return {"dataname": data, "configname": config, "timestamp": timestamp, **extra}
+
+
+@pytest.fixture(scope="session")
+def analysis_settings() -> AnalysisSettings:
+    """Settings for pure tests (no AWS)."""
+    return AnalysisSettings(
+        bucket_name=BUCKET, ami="ami-12345678", instance_type="t2.micro",
+        allowed_instance_types=("t2.micro", "m5.xlarge"), command=COMMAND, bypass_buckets=("shared-results",),
+    )
