@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from service.local.runner import InstanceRunner
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "neurocaas-local", "AWS_SECRET_ACCESS_KEY": "neurocaas-local"}
 REGION = "us-east-1"
 SUBMIT_SUFFIX = "submit.json"
+HANDLER_CONCURRENCY = 4
 CANCEL_SUFFIX = "cancel.json"
 
 
@@ -202,18 +204,22 @@ class LocalStack:
         import app as chalice_app  # the same Chalice handler that runs on Lambda
 
         sqs = self.client("sqs")
-        while not self.stopping.is_set():
-            for served in list(self.served.values()):
-                try:
-                    messages = sqs.receive_message(QueueUrl=served.queue_url, MaxNumberOfMessages=10,
-                                                   WaitTimeSeconds=0).get("Messages", ())
-                except Exception as error:
-                    if not self.stopping.is_set():
-                        self.options.log(f"submit events: {error}")
-                    continue
-                for message in messages:
-                    self._deliver(chalice_app, sqs, served, message)
-            self.stopping.wait(0.2)
+        # Like Lambda, several events are handled at once; each message is deleted once handled.
+        with ThreadPoolExecutor(max_workers=HANDLER_CONCURRENCY, thread_name_prefix="handler") as pool:
+            while not self.stopping.is_set():
+                received = False
+                for served in list(self.served.values()):
+                    try:
+                        messages = sqs.receive_message(QueueUrl=served.queue_url, MaxNumberOfMessages=10,
+                                                       WaitTimeSeconds=0).get("Messages", ())
+                    except Exception as error:
+                        if not self.stopping.is_set():
+                            self.options.log(f"submit events: {error}")
+                        continue
+                    received = received or bool(messages)
+                    list(pool.map(lambda m, s=served: self._deliver(chalice_app, sqs, s, m), messages))
+                if not received:
+                    self.stopping.wait(0.2)
 
     def _deliver(self, chalice_app: Any, sqs: Any, served: Served, message: dict[str, Any]) -> None:
         event = json.loads(message["Body"])
