@@ -23,9 +23,9 @@ def test_the_same_event_twice_starts_one_job(uploaded) -> None:
     assert uploaded.record(JOB)["state"] == "RUNNING"
 
 
-def test_the_same_event_twice_at_once_starts_one_job(uploaded) -> None:
+def test_the_same_event_three_times_at_once_starts_one_job(uploaded) -> None:
     uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(3)
     outcomes: list[Outcome] = []
 
     def deliver() -> None:
@@ -33,13 +33,13 @@ def test_the_same_event_twice_at_once_starts_one_job(uploaded) -> None:
         barrier.wait()
         outcomes.append(manager.handle_submit(uploaded.settings.bucket_name, KEY).outcome)
 
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert sorted(outcomes) == sorted([Outcome.STARTED, Outcome.DUPLICATE])
+    assert sorted(outcomes) == sorted([Outcome.STARTED, Outcome.DUPLICATE, Outcome.DUPLICATE])
     assert len(uploaded.instances()) == 2
 
 
@@ -74,6 +74,27 @@ def test_a_killed_handler_is_resumed_by_a_later_delivery_without_launching_twice
     record = uploaded.record(JOB)
     assert record["state"] == "RUNNING"
     assert sorted(record["instance_ids"]) == sorted(i["InstanceId"] for i in uploaded.instances())
+
+
+def test_an_s3_error_then_redelivery_never_starts_twice(uploaded, monkeypatch) -> None:
+    from chalicelib.awsclient import _failure
+    from botocore.exceptions import ClientError
+    real_put = AWSClient.put
+
+    def status_write_fails(self, bucket, key, body, *args, **kwargs):
+        if "_STATUS.txt" in key:
+            raise _failure("writing", ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "PutObject"))
+        return real_put(self, bucket, key, body, *args, **kwargs)
+
+    monkeypatch.setattr(AWSClient, "put", status_write_fails)
+    failed = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"))
+    monkeypatch.setattr(AWSClient, "put", real_put)
+    uploaded.clock.advance(400)
+    again = uploaded.manager().handle_submit(uploaded.settings.bucket_name, KEY)
+
+    assert (failed.outcome, again.outcome) == (Outcome.FAILED, Outcome.DUPLICATE)
+    assert uploaded.instances() == []
+    assert uploaded.record(JOB)["state"] == "FAILED"
 
 
 def test_a_different_submission_for_a_running_job_id_is_refused(uploaded) -> None:
