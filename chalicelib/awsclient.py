@@ -93,14 +93,14 @@ def _code(error: ClientError) -> str:
 class AWSClient:
     """The AWS operations of the job manager, one method per thing it needs."""
 
-    def __init__(self, s3: Any, ec2: Any, ssm: Any) -> None:
-        self.s3, self.ec2, self.ssm = s3, ec2, ssm
+    def __init__(self, s3: Any, ec2: Any, ssm: Any, quotas: Any = None) -> None:
+        self.s3, self.ec2, self.ssm, self.quotas = s3, ec2, ssm, quotas
 
     @classmethod
     def create(cls, region: str | None = None, session: boto3.Session | None = None) -> "AWSClient":
         session = session or boto3.Session()
         make = lambda name: session.client(name, region_name=region, config=RETRIES)  # noqa: E731
-        return cls(make("s3"), make("ec2"), make("ssm"))
+        return cls(make("s3"), make("ec2"), make("ssm"), make("service-quotas"))
 
     # --- S3 -----------------------------------------------------------------------------------
     def get_object(self, ref: ObjectRef) -> StoredObject:
@@ -214,6 +214,25 @@ class AWSClient:
             if mapping.get("DeviceName") == device and "Ebs" in mapping:
                 return RootVolume(device, int(mapping["Ebs"].get("VolumeSize", 8)))
         return RootVolume(device, 8)
+
+    def vcpus(self, instance_types: Sequence[str]) -> dict[str, int]:
+        """vCPUs of each instance type (types EC2 does not know are left out)."""
+        if not instance_types:
+            return {}
+        try:
+            found = self.ec2.describe_instance_types(InstanceTypes=sorted(set(instance_types)))["InstanceTypes"]
+        except (ClientError, BotoCoreError) as error:
+            raise _failure("reading instance types", error) from error
+        return {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in found}
+
+    def vcpu_quota(self, quota_code: str) -> float | None:
+        """The account's vCPU quota, or None when it cannot be read (no permission, no service)."""
+        if self.quotas is None:
+            return None
+        try:
+            return float(self.quotas.get_service_quota(ServiceCode="ec2", QuotaCode=quota_code)["Quota"]["Value"])
+        except (ClientError, BotoCoreError, KeyError):
+            return None
 
     # --- SSM ----------------------------------------------------------------------------------
     def get_parameter(self, name: str) -> str | None:

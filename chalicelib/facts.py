@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.paths import ObjectRef
-from chalicelib.plan import BudgetState, InputFacts
+from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
 from chalicelib.submission import Submission
 
 BUDGET_PARAMETER = "/neurocaas/budgets/{group}/{bucket}"
+# On-demand vCPU quotas by instance family (Service Quotas codes).
+VCPU_QUOTAS = {"standard": "L-1216C47A", "p": "L-417A185B", "g": "L-DB2E81BA", "vt": "L-DB2E81BA",
+               "f": "L-74FC7D96", "x": "L-7295265B", "inf": "L-1945791B"}
+
+
+def quota_class(instance_type: str) -> str:
+    """Which on-demand vCPU quota an instance type counts against."""
+    letters = "".join(itertools.takewhile(str.isalpha, instance_type.split(".")[0]))
+    for name in ("inf", "vt"):
+        if letters.startswith(name):
+            return name
+    return letters[:1] if letters[:1] in ("p", "g", "f", "x") else "standard"
+
+
+def gather_vcpus(aws: AWSClient, instance_type: str) -> VcpuHeadroom | None:
+    """The account's vCPU headroom for this instance type's family, when the quota can be read."""
+    family = quota_class(instance_type)
+    quota = aws.vcpu_quota(VCPU_QUOTAS[family])
+    if quota is None:
+        return None
+    running = [i for i in aws.find_instances({}, states=("pending", "running")) if quota_class(i.instance_type) == family]
+    sizes = aws.vcpus([instance_type, *(i.instance_type for i in running)])
+    in_use = sum(sizes.get(i.instance_type, 0) for i in running)
+    return VcpuHeadroom(quota=quota, in_use=in_use, per_instance=sizes.get(instance_type, 1))
 
 
 def gather_inputs(aws: AWSClient, settings: AnalysisSettings, submission: Submission) -> InputFacts:
@@ -35,7 +60,7 @@ def _dollars(value: object) -> float:
         return 0.0
 
 
-def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str) -> BudgetState:
+def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instance_type: str = "") -> BudgetState:
     """The group's limit and spending, and how many instances the analysis runs now."""
     parameter = BUDGET_PARAMETER.format(group=group, bucket=settings.bucket_name)
     configured = aws.get_parameter(parameter)
@@ -56,7 +81,8 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str) -> Bud
             if key.endswith(".json"):
                 spent += _billed(aws, settings.bucket_name, key)
     return BudgetState(limit=limit, limit_source=source, spent=round(spent, 4),
-                       running_cost=round(running_cost, 4), running_instances=len(running))
+                       running_cost=round(running_cost, 4), running_instances=len(running),
+                       vcpus=gather_vcpus(aws, instance_type) if instance_type else None)
 
 
 def _billed(aws: AWSClient, bucket: str, key: str) -> float:

@@ -125,7 +125,7 @@ class JobManager:
         step = Step.VALIDATION
         try:
             facts = gather_inputs(self.aws, self.settings, submission)
-            budget = gather_budget(self.aws, self.settings, submission.group)
+            budget = gather_budget(self.aws, self.settings, submission.group, submission.instance_type)
             plan = plan_job(self.settings, submission, etag, facts, budget)
         except SubmissionRefused as error:
             return self._refuse(store, certificate, record, error)

@@ -37,6 +37,16 @@ class BudgetState:
     spent: float = 0.0
     running_cost: float = 0.0
     running_instances: int = 0
+    vcpus: VcpuHeadroom | None = None
+
+
+@dataclass(frozen=True)
+class VcpuHeadroom:
+    """The account's on-demand vCPU quota for an instance family, and what is in use."""
+
+    quota: float
+    in_use: int
+    per_instance: int
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,14 @@ def _check_budget(settings: AnalysisSettings, submission: Submission, budget: Bu
             f"are running and this job needs {instances}. Try again when running jobs have finished, "
             "or submit fewer datasets."
         )
+    headroom = budget.vcpus
+    if headroom is not None and headroom.in_use + instances * headroom.per_instance > headroom.quota:
+        room = max(int((headroom.quota - headroom.in_use) // max(headroom.per_instance, 1)), 0)
+        raise BudgetExceeded(
+            f"The account's vCPU quota for {submission.instance_type} ({headroom.quota:g} vCPUs, "
+            f"{headroom.in_use} in use) leaves room for {room} more instance(s); this job needs {instances}. "
+            "Submit fewer datasets or try again later; the analysis developer can ask AWS to raise the quota."
+        )
     if budget.limit is None:
         return
     total = budget.spent + budget.running_cost + estimated

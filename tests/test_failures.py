@@ -195,3 +195,20 @@ def test_no_capacity_anywhere_is_refused_cleanly(uploaded, monkeypatch) -> None:
     assert uploaded.instances() == []
     certificate = uploaded.certificate(JOB)
     assert "No capacity for t2.micro" in certificate and "AWS ERROR." in certificate
+
+
+def test_the_vcpu_quota_is_checked_when_it_can_be_read(uploaded, monkeypatch) -> None:
+    monkeypatch.setattr(AWSClient, "vcpu_quota", lambda self, code: 2.0 if code == "L-1216C47A" else None)
+
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif", instance_type="m5.xlarge"))
+
+    assert result.outcome is Outcome.REFUSED
+    assert "vCPU quota for m5.xlarge (2 vCPUs, 0 in use) leaves room for 0 more" in result.message
+    assert uploaded.instances() == []
+
+
+def test_instance_families_map_to_their_quotas() -> None:
+    from chalicelib.facts import quota_class
+    assert [quota_class(t) for t in ("m5.xlarge", "t2.micro", "p3.2xlarge", "g4dn.xlarge", "inf1.xlarge",
+                                     "x1e.xlarge", "c5n.large")] == \
+        ["standard", "standard", "p", "g", "inf", "x", "standard"]
