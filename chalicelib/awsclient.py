@@ -108,7 +108,7 @@ class AWSClient:
             response = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)
             return StoredObject(response["Body"].read(), response["ETag"])
         except ClientError as error:
-            if _code(error) in ("NoSuchKey", "404", "NotFound"):
+            if _code(error) in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
                 raise ObjectMissing(ref.uri) from error
             raise _failure(f"reading {ref.uri}", error) from error
         except BotoCoreError as error:

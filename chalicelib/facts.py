@@ -8,6 +8,7 @@ import json
 from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
+from chalicelib.exceptions import SettingsError
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
 from chalicelib.submission import Submission
@@ -65,7 +66,13 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instan
     parameter = BUDGET_PARAMETER.format(group=group, bucket=settings.bucket_name)
     configured = aws.get_parameter(parameter)
     if configured is not None:
-        limit, source = _dollars(configured), f"SSM parameter {parameter}"
+        try:
+            limit, source = float(configured), f"SSM parameter {parameter}"
+        except ValueError:
+            raise SettingsError(
+                f"The budget in SSM parameter {parameter} is {configured!r}, not a number of dollars. "
+                "Ask the analysis developer to correct it."
+            ) from None
     elif settings.maxcost is not None:
         limit, source = settings.maxcost, "the analysis's MAXCOST"
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from posixpath import splitext
 from typing import Any
@@ -38,7 +39,7 @@ def _number(document: dict[str, Any], key: str, integer: bool, what: str) -> flo
     if value is None:
         return None
     valid = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not valid or value <= 0:
+    if isinstance(value, bool) or not valid or not math.isfinite(value) or value <= 0:
         kind = "a positive whole number" if integer else "a positive number"
         raise SubmissionRefused(f"`{key}` in the parameter file must be {kind} ({what}); it is {value!r}.")
     return value

@@ -90,7 +90,10 @@ class JobLocation:
 
 
 def refusal_job_name(analysis: str, submit_key: str) -> str:
-    """A job folder name for a submission without a usable job id, named after its submit key."""
+    """A job folder name for a submission without a usable job id, named after its submit key.
+
+    It starts with an underscore, which no job id can, so it never shares a real job's folder.
+    """
     stem = submit_key.partition(SUBMISSIONS)[2] or submit_key
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in stem)
-    return job_name(analysis, f"refused-{safe}"[:200])
+    return job_name(analysis, f"_refused-{safe}"[:200])

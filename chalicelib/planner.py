@@ -62,17 +62,26 @@ def plan_job(
 def _check_inputs_exist(submission: Submission, facts: InputFacts) -> None:
     missing = [ref for ref in submission.datasets if ref not in facts.existing]
     if missing:
-        shown = ", ".join(ref.key if ref.bucket == submission.location.bucket else ref.uri
-                          for ref in missing[:MAX_LISTED])
+        shown = ", ".join(_shown(ref, submission) for ref in missing[:MAX_LISTED])
         more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         raise SubmissionRefused(
             f"Dataset(s) not found: {shown}{more}. Upload them (or correct `dataname`) and submit again."
         )
     if facts.config_body is None:
         raise SubmissionRefused(
-            f"Parameter file not found: {submission.config.key}. Upload it (or correct `configname`) "
+            f"Parameter file not found: {_shown(submission.config, submission)}. Upload it (or correct `configname`) "
             "and submit again."
         )
+
+
+def _shown(ref: ObjectRef, submission: Submission) -> str:
+    """A key as the user wrote it: plain in the analysis bucket, else as an s3:// URI."""
+    return ref.argument(submission.analysis_bucket)
+
+
+def money(dollars: float) -> str:
+    """Dollars as a user reads them: cents, or more digits for amounts under a dollar."""
+    return f"${dollars:.2f}" if dollars >= 1 or dollars == 0 else f"${dollars:.4f}"
 
 
 def _root_volume(parameters: Parameters, facts: InputFacts) -> RootVolume | None:
@@ -111,7 +120,7 @@ def _check_budget(settings: AnalysisSettings, submission: Submission, budget: Bu
                   estimated: float, instances: int) -> None:
     if budget.running_instances + instances > settings.deploy_limit:
         raise BudgetExceeded(
-            f"This analysis may run {settings.deploy_limit} instances at once; {budget.running_instances} "
+            f"This analysis may run {settings.deploy_limit} instance(s) at once; {budget.running_instances} "
             f"are running and this job needs {instances}. Try again when running jobs have finished, "
             "or submit fewer datasets."
         )
@@ -128,9 +137,9 @@ def _check_budget(settings: AnalysisSettings, submission: Submission, budget: Bu
     total = budget.spent + budget.running_cost + estimated
     if total > budget.limit:
         raise BudgetExceeded(
-            f"Group {submission.group!r} has a budget of ${budget.limit:.2f} ({budget.limit_source}); "
-            f"spent ${budget.spent:.2f}, running jobs ${budget.running_cost:.2f}, this job an estimated "
-            f"${estimated:.2f}. Shorten `__duration__`, submit fewer datasets, or ask the analysis "
+            f"Group {submission.group!r} has a budget of {money(budget.limit)} ({budget.limit_source}); "
+            f"spent {money(budget.spent)}, running jobs {money(budget.running_cost)}, this job an estimated "
+            f"{money(estimated)}. Shorten `__duration__`, submit fewer datasets, or ask the analysis "
             "developer to raise the budget."
         )
 

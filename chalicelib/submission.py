@@ -45,6 +45,7 @@ class Submission:
     config: ObjectRef
     instance_type: str
     location: JobLocation
+    analysis_bucket: str
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -61,9 +62,20 @@ def decode(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise SubmitFileUnreadable(
             f"The submit file must be a JSON object with dataname, configname and timestamp; "
-            f"it holds a {type(document).__name__} instead."
+            f"it holds {_json_kind(document)} instead."
         )
     return document
+
+
+def _json_kind(value: Any) -> str:
+    """A JSON value's kind in JSON's own words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array"}.get(type(value), "an unexpected value")
 
 
 def readable_job_id(document: dict[str, Any]) -> str | None:
@@ -140,7 +152,7 @@ def parse_submission(document: dict[str, Any], submit_key: str, settings: Analys
         location = JobLocation.bypass(target.group(1), target.group(2), name)
     return Submission(
         submit_key=submit_key, group=group, job_id=job_id, datasets=datasets, config=config,
-        instance_type=instance_type, location=location,
+        instance_type=instance_type, location=location, analysis_bucket=settings.bucket_name,
     )
 
 
