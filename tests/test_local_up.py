@@ -1,0 +1,57 @@
+"""``neurocaas local up`` as a user runs it: a foreground process that prints how to connect."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+
+from tests.conftest import FIXTURES
+
+
+def test_local_up_serves_plain_s3_clients_and_keeps_state_when_stopped(tmp_path: Path) -> None:
+    environment = {**os.environ, "NEUROCAAS_HOME": str(tmp_path), "POWERTOOLS_LOG_LEVEL": "WARNING",
+                   "COLUMNS": "200"}
+    command = [sys.executable, "-c", "from service.cli import main; main()", "local", "up", "--port", "0",
+               "--blueprint", str(FIXTURES / "echo_analysis")]
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed = ""
+    try:
+        deadline = time.monotonic() + 30
+        while "Press Ctrl-C to stop." not in printed:
+            assert time.monotonic() < deadline and process.poll() is None, printed
+            printed += process.stdout.readline()
+        exported = dict(re.findall(r"export (\w+)=(\S+)", printed))
+        assert set(exported) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"}
+        assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        s3 = boto3.client("s3", endpoint_url=exported["AWS_ENDPOINT_URL"], region_name=exported["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"])
+        s3.put_object(Bucket="echo-analysis", Key="lab/inputs/x.bin", Body=b"abc")
+        s3.put_object(Bucket="echo-analysis", Key="lab/configs/c.json", Body=b'{"mode": "ok"}')
+        s3.put_object(Bucket="echo-analysis", Key="lab/submissions/submit.json", Body=json.dumps(
+            {"dataname": "lab/inputs/x.bin", "configname": "lab/configs/c.json", "timestamp": "up1"}).encode())
+        record_key = "lab/results/job__echo-analysis_up1/logs/job.json"
+        while True:
+            assert time.monotonic() < deadline + 30
+            try:
+                if json.loads(s3.get_object(Bucket="echo-analysis", Key=record_key)["Body"].read())["state"] == "SUCCEEDED":
+                    break
+            except s3.exceptions.NoSuchKey:
+                pass
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "saving state" in output
+    assert not (tmp_path / "local" / "connection.json").exists()
+    manifest = json.loads((tmp_path / "local" / "s3" / "s3-manifest.json").read_text())
+    assert "lab/inputs/x.bin" in manifest["echo-analysis"]
