@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -12,10 +13,16 @@ from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, LaunchedInstance
 from chalicelib.certificate import Certificate, dataset_line
 from chalicelib.exceptions import AWSFailure, NeuroCAASError, Step, UnexpectedFailure
+from chalicelib.facts import S3_CONCURRENCY
 from chalicelib.jobstore import JobStore
 from chalicelib.plan import JobPlan, LaunchBatch, run_instances_request
-from chalicelib.records import DatasetRecord, DatasetState, JobRecord, JobState, status_document
-
+from chalicelib.records import (
+    DatasetRecord,
+    DatasetState,
+    JobRecord,
+    JobState,
+    status_document,
+)
 
 CAPACITY_CODES = ("InsufficientInstanceCapacity", "VcpuLimitExceeded", "InstanceLimitExceeded")
 
@@ -91,19 +98,22 @@ class JobExecutor:
         now = self.clock()
         certificate.step(Step.PROCESSING, now, f"{len(instance_of)} instance(s) launched; each starts "
                          "its dataset as soon as it boots.")
+        statuses = []
         for dataset in plan.datasets:
             instance_id = instance_of[(dataset.batch, dataset.launch_index)]
             command = f"instance {instance_id} launched; waiting for it to boot"
-            self.store.save_status(dataset.status_key, status_document(
+            statuses.append((dataset.status_key, status_document(
                 status=DatasetState.INITIALIZING, reason="", input_key=dataset.input.key,
                 instance=instance_id, command=command, job_start=now,
-            ))
+            )))
             certificate.datasets.append(dataset_line(dataset.certificate_name(plan.analysis),
                                                      DatasetState.INITIALIZING.value, now, command))
             record.datasets[dataset.label] = DatasetRecord(
                 input=dataset.input.key, config=dataset.config.key, status_key=dataset.status_key,
                 instance_id=instance_id, member=dataset.member,
             )
+        with ThreadPoolExecutor(max_workers=S3_CONCURRENCY) as pool:
+            list(pool.map(lambda item: self.store.save_status(*item), statuses))
         self.store.save_certificate(certificate)
         record.instance_ids = list(instance_of.values())
         record.state = JobState.RUNNING

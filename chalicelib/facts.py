@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import json
+from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import SettingsError
+from chalicelib.monitor.costs import ledger_key, spent_by
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
 from chalicelib.submission import Submission
 
+S3_CONCURRENCY = 16  # per-dataset S3 requests are independent; boto3 clients are thread-safe
 BUDGET_PARAMETER = "/neurocaas/budgets/{group}/{bucket}"
 # On-demand vCPU quotas by instance family (Service Quotas codes).
 VCPU_QUOTAS = {"standard": "L-1216C47A", "p": "L-417A185B", "g": "L-DB2E81BA", "vt": "L-DB2E81BA",
@@ -42,7 +44,9 @@ def gather_vcpus(aws: AWSClient, instance_type: str) -> VcpuHeadroom | None:
 
 def gather_inputs(aws: AWSClient, settings: AnalysisSettings, submission: Submission) -> InputFacts:
     """Which submitted objects exist, the parameter file's body, and the image's root disk."""
-    existing = frozenset(ref for ref in set(submission.datasets) if aws.exists(ref))
+    refs = sorted(set(submission.datasets), key=lambda r: (r.bucket, r.key))
+    with ThreadPoolExecutor(max_workers=S3_CONCURRENCY) as pool:
+        existing = frozenset(ref for ref, found in zip(refs, pool.map(aws.exists, refs)) if found)
     try:
         config_body: bytes | None = aws.get_object(submission.config).body
     except ObjectMissing:
@@ -84,20 +88,10 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instan
     )
     spent = 0.0
     if limit is not None:
-        for key in aws.list_keys(settings.bucket_name, f"logs/{group}/"):
-            if key.endswith(".json"):
-                spent += _billed(aws, settings.bucket_name, key)
+        try:
+            spent = spent_by(aws.get_object(ObjectRef(settings.bucket_name, ledger_key(group))).body)
+        except (ObjectMissing, ValueError, KeyError):
+            spent = 0.0
     return BudgetState(limit=limit, limit_source=source, spent=round(spent, 4),
                        running_cost=round(running_cost, 4), running_instances=len(running),
                        vcpus=gather_vcpus(aws, instance_type) if instance_type else None)
-
-
-def _billed(aws: AWSClient, bucket: str, key: str) -> float:
-    """The cost of one billing-history record (written when an instance stops)."""
-    try:
-        record = json.loads(aws.get_object(ObjectRef(bucket, key)).body)
-    except (ObjectMissing, ValueError):
-        return 0.0
-    if not isinstance(record, dict):
-        return 0.0
-    return _dollars(record.get("cost", record.get("actual_cost", 0.0)))

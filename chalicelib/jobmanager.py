@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.awsclient import AWSClient, ObjectMissing
+from chalicelib.awsclient import AWSClient, ObjectMissing, StoredObject
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.certificate import Certificate, format_time
 from chalicelib.exceptions import JobExists, NeuroCAASError, Step, SubmissionRefused, UnexpectedFailure
@@ -28,6 +28,8 @@ from chalicelib.records import JobRecord, JobState
 from chalicelib.submission import Submission, decode, parse_submission, readable_job_id
 
 DEFAULT_LEASE = timedelta(seconds=int(os.environ.get("NEUROCAAS_LEASE_SECONDS", "330")))
+# Builds the executor of a job (devtools substitute one that runs on a development instance).
+ExecutorFactory = Callable[[AWSClient, JobStore, Callable[[], datetime], Any], JobExecutor]
 
 
 class Outcome(str, Enum):
@@ -58,8 +60,9 @@ class JobManager:
 
     def __init__(self, settings: AnalysisSettings, aws: AWSClient, *, clock: Callable[[], datetime] = utcnow,
                  lease: timedelta = DEFAULT_LEASE, logger: Any = None,
-                 analysis_version: str | None = None) -> None:
+                 analysis_version: str | None = None, executor: ExecutorFactory = JobExecutor) -> None:
         self.settings, self.aws, self.clock, self.lease = settings, aws, clock, lease
+        self.executor = executor
         self.logger = logger or Logger(service="neurocaas")
         self.analysis_version = analysis_version or os.environ.get("ANALYSIS_VERSION") or settings.ami
 
@@ -80,6 +83,14 @@ class JobManager:
         except NeuroCAASError as error:
             location = JobLocation.in_group(bucket, group, refusal_job_name(bucket, key))
             return self._refuse_unclaimed(location, certificate, error, key)
+        return self.handle_stored(bucket, key, stored, certificate)
+
+    def handle_stored(self, bucket: str, key: str, stored: StoredObject, certificate: Certificate) -> Result:
+        """Handle a submit file already read (devtools hand in a local one): claim, validate, plan, execute."""
+        group = group_of(key)
+        if group is None:
+            return Result(Outcome.IGNORED, message="not a submission of this analysis")
+        started = certificate.started
         try:
             document = decode(stored.body)
         except SubmissionRefused as error:
@@ -138,7 +149,7 @@ class JobManager:
         certificate.step(Step.VALIDATION, self.clock(), f"{len(plan.datasets)} dataset(s) accepted.")
         record.instance_type, record.ami = plan.instance_type, plan.ami
         record.lifetime_minutes, record.estimated_cost = plan.lifetime_minutes, plan.estimated_cost
-        executor = JobExecutor(self.aws, store, self.clock, self.logger)
+        executor = self.executor(self.aws, store, self.clock, self.logger)
         try:
             record = executor.execute(plan, record, certificate, resumed)
         except Exception as error:

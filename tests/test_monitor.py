@@ -152,3 +152,17 @@ def test_costs_per_group_and_job(job) -> None:
     assert mine.running == pytest.approx(2 * 0.0116, rel=1e-2)
     assert mine.instances == 2
     assert dict(mine.jobs) == pytest.approx({f"job__{job.settings.bucket_name}_{JOB}": 4 * 0.0116}, rel=1e-2)
+
+
+def test_the_groups_spend_is_counted_once_and_read_by_the_budget_check(job) -> None:
+    from chalicelib.monitor.costs import ledger_key
+
+    at = job.launch + timedelta(hours=10)
+    job.ec2.terminate_instances(InstanceIds=job.ids)
+    for instance_id in job.ids * 2:  # every event delivered twice
+        monitor(job, at).handle(instance_id)
+
+    ledger = json.loads(job.get(ledger_key(GROUP)))
+    assert ledger == {"spent": pytest.approx(20 * 0.0116, rel=1e-3), "records": 2}
+    refused = job.submit(submit_doc(f"{GROUP}/inputs/a.tif", timestamp="next"), maxcost=0.24)
+    assert "spent $0.2320" in refused.message

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from chalicelib import pricing
+from chalicelib.progress import rewrite
 
 
 def active_key(instance_id: str) -> str:
@@ -16,6 +19,27 @@ def active_key(instance_id: str) -> str:
 
 def history_key(group: str, instance_id: str) -> str:
     return f"logs/{group}/{instance_id}.json"
+
+
+def ledger_key(group: str) -> str:
+    """The group's running total of its billing history (no instance id starts with '_')."""
+    return f"logs/{group}/_spent.json"
+
+
+def add_to_ledger(s3: Any, bucket: str, group: str, dollars: float) -> None:
+    """Add to the group's total, so a budget check reads one object, not the whole history."""
+    def change(body: bytes | None) -> bytes:
+        ledger = json.loads(body) if body else {"spent": 0.0, "records": 0}
+        ledger["spent"] = round(float(ledger["spent"]) + dollars, 6)
+        ledger["records"] = int(ledger["records"]) + 1
+        return json.dumps(ledger).encode()
+
+    rewrite(s3, bucket, ledger_key(group), change)
+
+
+def spent_by(s3_object: bytes | None) -> float:
+    """Dollars spent according to a ledger's body (0 without one)."""
+    return float(json.loads(s3_object)["spent"]) if s3_object else 0.0
 
 
 class Period(BaseModel):

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing, PreconditionFailed
-from chalicelib.monitor.costs import CostRecord, active_key, history_key
+from chalicelib.monitor.costs import CostRecord, active_key, add_to_ledger, history_key
 from chalicelib.paths import ObjectRef
 from chalicelib.progress import finish_dataset, rewrite, split_folder
 from chalicelib.records import DatasetState, JobRecord
@@ -76,7 +76,13 @@ class InstanceMonitor:
                 closed = closed.model_copy(update={"periods": [*history[0].periods, *closed.periods]})
                 closed = closed.model_copy(update={"cost": round(sum(p.hours for p in closed.periods)
                                                                  * closed.hourly_price, 6)})
-        self.aws.put(self.bucket, history_key(group, info.instance_id), closed.to_bytes(), "application/json")
+        try:
+            self.aws.put(self.bucket, history_key(group, info.instance_id), closed.to_bytes(), "application/json",
+                         if_none_match=history is None, if_match=history[1] if history else None)
+        except PreconditionFailed:
+            return "already recorded as stopped (by a concurrent event)"
+        # Only the writer that won the record adds to the group's total, so it is counted once.
+        add_to_ledger(self.aws.s3, self.bucket, group, closed.cost - (history[0].cost if history else 0.0))
         self.aws.delete(self.bucket, active_key(info.instance_id))
         return f"recorded as stopped (${closed.cost:.4f})"
 
