@@ -204,7 +204,11 @@ class AWSClient:
     def image_root(self, ami: str) -> RootVolume | None:
         try:
             images = self.ec2.describe_images(ImageIds=[ami])["Images"]
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if _code(error) == "InvalidAMIID.NotFound":
+                return None  # a default root disk is planned; the launch itself reports a missing image
+            raise _failure(f"reading machine image {ami}", error) from error
+        except BotoCoreError as error:
             raise _failure(f"reading machine image {ami}", error) from error
         if not images:
             return None

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
-from chalicelib.exceptions import SettingsError
+from chalicelib.exceptions import SettingsError, SubmissionRefused
+from chalicelib.parameters import parse_parameters
 from chalicelib.monitor.costs import ledger_key, spent_by
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
@@ -54,7 +55,12 @@ def gather_inputs(aws: AWSClient, settings: AnalysisSettings, submission: Submis
     # The image is only looked up when the parameter file asks for a bigger disk.
     image_root = None
     if config_body is not None and b"__dataset_size__" in config_body:
-        image_root = aws.image_root(settings.ami)
+        try:
+            wants_disk = parse_parameters(submission.config.key, config_body).dataset_size_gb is not None
+        except SubmissionRefused:
+            wants_disk = False  # the planner refuses it with the reason
+        if wants_disk:
+            image_root = aws.image_root(settings.ami)
     return InputFacts(existing=existing, config_body=config_body, image_root=image_root)
 
 

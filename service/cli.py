@@ -9,7 +9,8 @@ from rich.console import Console
 
 from chalicelib.blueprint import load_blueprint
 from chalicelib.exceptions import BlueprintError
-from service import cli_jobs, cli_local
+from service import cli_deploy, cli_jobs, cli_local
+from service import cli_develop
 from service.stages import write_stage
 
 app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True)
@@ -34,6 +35,24 @@ def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or s
                   f"{len(blueprint.affiliates)} group(s)", highlight=False)
 
 
+@blueprint_app.command("new")
+def blueprint_new(
+    name: str = typer.Argument(..., help="The analysis name: lowercase letters, digits and dashes (its bucket name)."),
+    folder: Path = typer.Option(Path("blueprints"), help="Where the blueprint folder is created."),
+) -> None:
+    """Create blueprints/NAME/ from a template that validates and runs on the local stack."""
+    from service.deploy.exceptions import DeployError
+    from service.deploy.template import create_blueprint
+
+    try:
+        created = create_blueprint(name, folder)
+    except DeployError as error:
+        errors.print(f"✗ {error.message}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"Created {created}. Set its AMI, groups and command, then check it with "
+                  f"`neurocaas blueprint check {created}`.", highlight=False)
+
+
 @blueprint_app.command("stage")
 def blueprint_stage(
     path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json"),
@@ -43,7 +62,8 @@ def blueprint_stage(
     try:
         blueprint = load_blueprint(path)
     except BlueprintError as error:
-        errors.print(f"[red]✗[/red] {error}", highlight=False, markup=False)
+        errors.print("[red]✗[/red] ", end="")
+        errors.print(str(error), highlight=False, markup=False)
         raise typer.Exit(1)
     config, changed = write_stage(blueprint, project)
     state = "updated" if changed else "already up to date"
@@ -65,6 +85,8 @@ def demo(
 
 cli_local.register(app)
 cli_jobs.register(app)
+cli_deploy.register(app)
+cli_develop.register(app)
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ def load_all(paths: list[Path]) -> list[Blueprint]:
         try:
             loaded.append(load_blueprint(path))
         except BlueprintError as error:
-            errors.print(f"[red]✗[/red] {error}", highlight=False, markup=False)
+            errors.print("[red]✗[/red] ", end="")
+            errors.print(str(error), highlight=False, markup=False)
             raise typer.Exit(1)
     return loaded
 

@@ -56,9 +56,14 @@ class NeuroCAASClient:
     def check_analysis(self, analysis: str) -> None:
         try:
             self.s3.head_bucket(Bucket=analysis)
-        except (ClientError, BotoCoreError):
+        except ClientError as error:
+            # A group member may not list the whole bucket: 403 still means it exists.
+            if error.response.get("Error", {}).get("Code") in ("403", "AccessDenied", "Forbidden"):
+                return
             known = ", ".join(self.connection.analyses) or "none"
             raise UserError(f"Unknown analysis {analysis!r} on {self.connection.where} (known: {known}).") from None
+        except BotoCoreError as error:
+            raise UserError(f"Cannot reach {self.connection.where}: {error}.") from None
 
     def check_group(self, analysis: str, group: str) -> None:
         listing = self.s3.list_objects_v2(Bucket=analysis, Prefix=f"{group}/", MaxKeys=1)
@@ -66,13 +71,14 @@ class NeuroCAASClient:
             raise UserError(f"Unknown group {group!r} for analysis {analysis!r}: ask the analysis developer to add it.")
 
     def _exists(self, bucket: str, key: str) -> bool:
-        if key.endswith("/"):
-            return bool(self.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
+        """Whether a key (or anything under a folder key) exists, using only a prefix listing,
+        which the group policy grants on the group's own folders."""
         try:
-            self.s3.head_object(Bucket=bucket, Key=key)
-            return True
+            listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
         except ClientError:
             return False
+        found = [item["Key"] for item in listing.get("Contents", ())]
+        return bool(found) and (key.endswith("/") or found[0] == key)
 
     # --- submit -------------------------------------------------------------------------------
     def submit(self, analysis: str, group: str, data: list[str], config: str, *, instance_type: str | None = None,
@@ -135,7 +141,10 @@ class NeuroCAASClient:
         raise UserError(f"No job {job_id!r} found in {', '.join(analyses)}. Check the id with `neurocaas jobs`.")
 
     def _groups(self, analysis: str) -> list[str]:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=analysis, Delimiter="/")
+        try:
+            pages = list(self.s3.get_paginator("list_objects_v2").paginate(Bucket=analysis, Delimiter="/"))
+        except ClientError:
+            raise UserError("Say which group the job belongs to with --group.") from None
         return [p["Prefix"].rstrip("/") for page in pages for p in page.get("CommonPrefixes", ())
                 if p["Prefix"] != "logs/"]
 

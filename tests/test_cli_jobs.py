@@ -125,3 +125,36 @@ def test_no_running_stack_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path:
     result = runner.invoke(app, ["jobs", BUCKET, "-g", "lab"])
     assert result.exit_code == 1
     assert "No local stack is running" in result.output
+
+
+class _Denied:
+    """An S3 client as a group member sees it under the group policy: no top-level listing,
+    no HEAD on the bucket, only prefix listings."""
+
+    def __init__(self, s3) -> None:  # type: ignore[no-untyped-def]
+        self.s3 = s3
+
+    def head_bucket(self, **kwargs):  # type: ignore[no-untyped-def]
+        from botocore.exceptions import ClientError
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadBucket")
+
+    def head_object(self, **kwargs):  # type: ignore[no-untyped-def]
+        from botocore.exceptions import ClientError
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.s3, name)
+
+
+def test_a_group_member_without_bucket_wide_rights_can_still_submit_existing_keys(home: Path, tmp_path: Path) -> None:
+    from service.client import NeuroCAASClient
+    from service.connection import connect
+
+    client = NeuroCAASClient(connect(state_dir=home / "local"))
+    client.s3.put_object(Bucket=BUCKET, Key="lab/inputs/already.bin", Body=b"123")
+    client.s3.put_object(Bucket=BUCKET, Key="lab/configs/already.json", Body=b'{"mode": "ok"}')
+    client.s3 = _Denied(client.s3)
+
+    ref = client.submit(BUCKET, "lab", ["already.bin"], "already.json", job_id="member1")
+
+    assert ref.prefix == f"lab/results/job__{BUCKET}_member1"
