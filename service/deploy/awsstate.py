@@ -1,0 +1,275 @@
+"""Reading what exists now: the AWS account's shared resources and one analysis's resources.
+
+Only Get, List, Head and Describe calls are made here; the planners compare what this returns
+with what should be. Retries come from botocore's standard retry mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from service.deploy import naming
+from service.deploy.exceptions import DeployError
+
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=5, read_timeout=60)
+NOT_FOUND = ("NoSuchEntity", "NotFound", "404", "NoSuchKey", "NoSuchBucket", "ParameterNotFound",
+             "InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "NoSuchPublicAccessBlockConfiguration",
+             "ServerSideEncryptionConfigurationNotFoundError", "OwnershipControlsNotFoundError",
+             "InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
+
+
+def code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def aws_error(doing: str, error: Exception) -> DeployError:
+    """An AWS failure as one actionable line."""
+    if isinstance(error, NoCredentialsError):
+        return DeployError("No AWS credentials found: configure a profile (`aws configure`) or set AWS_PROFILE.")
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {}).get("Message", "")
+        return DeployError(f"AWS refused {doing} ({code(error)}: {detail}). Fix this and run the command again.")
+    return DeployError(f"Could not reach AWS while {doing} ({error}). Check your network and run the command again.")
+
+
+class Clients:
+    """boto3 clients for one account and region, made once each, with retries configured."""
+
+    def __init__(self, session: boto3.Session, region: str) -> None:
+        self.session, self.region = session, region
+        self._clients: dict[str, Any] = {}
+        self._account: str | None = None
+
+    @classmethod
+    def create(cls, region: str | None = None) -> Clients:
+        try:
+            session = boto3.Session(region_name=region) if region else boto3.Session()
+        except BotoCoreError as error:  # e.g. AWS_PROFILE names no profile
+            raise DeployError(f"Cannot use your AWS configuration ({error}): fix the profile and try again.") from error
+        chosen = region or session.region_name
+        if not chosen:
+            raise DeployError("No AWS region chosen: pass --region or set AWS_DEFAULT_REGION.")
+        problem = naming.region_problem(chosen)
+        if problem:
+            raise DeployError(problem)
+        return cls(session, chosen)
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._clients:
+            try:
+                self._clients[service] = self.session.client(service, region_name=self.region, config=RETRIES)
+            except NoRegionError as error:
+                raise DeployError("No AWS region chosen: pass --region or set AWS_DEFAULT_REGION.") from error
+        return self._clients[service]
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            try:
+                self._account = str(self("sts").get_caller_identity()["Account"])
+            except (ClientError, BotoCoreError) as error:
+                raise aws_error("identifying your account", error) from error
+        return self._account
+
+
+def _get(doing: str, call: Any, **params: Any) -> dict[str, Any] | None:
+    """A read that returns None when the thing does not exist."""
+    try:
+        return call(**params)  # type: ignore[no-any-return]
+    except ClientError as error:
+        if code(error) in NOT_FOUND:
+            return None
+        raise aws_error(doing, error) from error
+    except BotoCoreError as error:
+        raise aws_error(doing, error) from error
+
+
+def _pages(doing: str, client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+    try:
+        return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, ())]
+    except (ClientError, BotoCoreError) as error:
+        raise aws_error(doing, error) from error
+
+
+# --- the shared resources (neurocaas init) ------------------------------------------------------
+@dataclass(frozen=True)
+class SecurityGroup:
+    group_id: str
+    ingress: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """What exists of the resources every analysis shares."""
+
+    account: str
+    region: str
+    vpc_id: str | None
+    role_arn: str | None = None
+    role_trust: dict[str, Any] | None = None
+    profile_roles: tuple[str, ...] | None = None  # None: no instance profile
+    job_group: SecurityGroup | None = None
+    dev_group: SecurityGroup | None = None
+    key_exists: bool = False
+    key_stored: bool = False
+
+
+def read_shared(clients: Clients) -> SharedState:
+    iam, ec2, ssm = clients("iam"), clients("ec2"), clients("ssm")
+    vpcs = _pages("listing VPCs", ec2, "describe_vpcs", "Vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])
+    vpc_id = vpcs[0]["VpcId"] if vpcs else None
+    role = _get("reading the instance role", iam.get_role, RoleName=naming.INSTANCE_ROLE)
+    profile = _get("reading the instance profile", iam.get_instance_profile,
+                   InstanceProfileName=naming.INSTANCE_PROFILE)
+    groups: dict[str, SecurityGroup] = {}
+    if vpc_id:
+        found = _pages("listing security groups", ec2, "describe_security_groups", "SecurityGroups", Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": [naming.JOB_SECURITY_GROUP, naming.DEV_SECURITY_GROUP]}])
+        groups = {g["GroupName"]: SecurityGroup(g["GroupId"], tuple(g.get("IpPermissions", ()))) for g in found}
+    keys = _get("reading the key pair", ec2.describe_key_pairs, KeyNames=[naming.KEY_NAME])
+    stored = _get("reading the key's parameter", ssm.get_parameter, Name=naming.KEY_PARAMETER)
+    return SharedState(
+        account=clients.account, region=clients.region, vpc_id=vpc_id,
+        role_arn=role["Role"]["Arn"] if role else None,
+        role_trust=role["Role"].get("AssumeRolePolicyDocument") if role else None,
+        profile_roles=tuple(r["RoleName"] for r in profile["InstanceProfile"]["Roles"]) if profile else None,
+        job_group=groups.get(naming.JOB_SECURITY_GROUP), dev_group=groups.get(naming.DEV_SECURITY_GROUP),
+        key_exists=bool(keys and keys.get("KeyPairs")), key_stored=stored is not None,
+    )
+
+
+def read_private_key(clients: Clients) -> str:
+    """The developers' SSH private key, decrypted from SSM Parameter Store."""
+    found = _get("reading the private key", clients("ssm").get_parameter, Name=naming.KEY_PARAMETER,
+                 WithDecryption=True)
+    if found is None:
+        raise DeployError(f"No private key is stored in {naming.KEY_PARAMETER}: run `neurocaas init` first.")
+    return str(found["Parameter"]["Value"])
+
+
+# --- one analysis (neurocaas deploy | destroy | users) ------------------------------------------
+@dataclass(frozen=True)
+class BucketState:
+    exists: bool
+    owned: bool = True
+    region: str | None = None
+    public_access_blocked: bool = False
+    encrypted: bool = False
+    owner_enforced: bool = False
+    folders: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class GroupState:
+    name: str
+    members: tuple[str, ...] = ()
+    policies: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnalysisState:
+    """What exists now of one analysis's resources in AWS."""
+
+    account: str
+    region: str
+    bucket: BucketState
+    groups: dict[str, GroupState]
+    users: frozenset[str]
+    budgets: dict[str, str]
+    instance_policy: dict[str, Any] | None
+    image_found: bool
+    running: tuple[str, ...]
+
+
+def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> BucketState:
+    s3 = clients("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if code(error) in ("404", "NoSuchBucket", "NotFound"):
+            return BucketState(exists=False)
+        if code(error) in ("403", "AccessDenied"):
+            return BucketState(exists=True, owned=False)
+        if code(error) != "301":
+            raise aws_error(f"reading the bucket {bucket}", error) from error
+    except BotoCoreError as error:
+        raise aws_error(f"reading the bucket {bucket}", error) from error
+    location = _get("reading the bucket's region", s3.get_bucket_location, Bucket=bucket) or {}
+    block = (_get("reading the public access block", s3.get_public_access_block, Bucket=bucket) or {}).get(
+        "PublicAccessBlockConfiguration", {})
+    rules = (_get("reading the bucket's encryption", s3.get_bucket_encryption, Bucket=bucket) or {}).get(
+        "ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    ownership = (_get("reading the bucket's ownership", s3.get_bucket_ownership_controls, Bucket=bucket) or {}).get(
+        "OwnershipControls", {}).get("Rules", [])
+    folders = frozenset(m for m in markers if _get(f"reading s3://{bucket}/{m}", s3.head_object, Bucket=bucket, Key=m))
+    return BucketState(
+        exists=True, region=location.get("LocationConstraint") or "us-east-1",
+        public_access_blocked=len(block) == 4 and all(block.values()),
+        encrypted=any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules),
+        owner_enforced=any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in ownership),
+        folders=folders,
+    )
+
+
+def read_groups(clients: Clients, bucket: str) -> dict[str, GroupState]:
+    """The analysis's IAM groups (those made under its path), with members and inline policies."""
+    iam = clients("iam")
+    found = {}
+    for group in _pages("listing IAM groups", iam, "list_groups", "Groups", PathPrefix=naming.group_path(bucket)):
+        name = group["GroupName"]
+        members = _pages(f"reading IAM group {name}", iam, "get_group", "Users", GroupName=name)
+        policies = {}
+        for policy in _pages(f"reading IAM group {name}", iam, "list_group_policies", "PolicyNames", GroupName=name):
+            document = _get(f"reading IAM group {name}", iam.get_group_policy, GroupName=name, PolicyName=policy)
+            if document:
+                policies[policy] = document["PolicyDocument"]
+        found[name] = GroupState(name, tuple(sorted(u["UserName"] for u in members)), policies)
+    return found
+
+
+def existing_users(clients: Clients, names: Iterable[str]) -> frozenset[str]:
+    iam = clients("iam")
+    return frozenset(n for n in set(names) if _get(f"reading IAM user {n}", iam.get_user, UserName=n))
+
+
+def read_budgets(clients: Clients, bucket: str) -> dict[str, str]:
+    """The budget parameters of this analysis, whatever group they belong to."""
+    parameters = _pages("listing budgets", clients("ssm"), "get_parameters_by_path", "Parameters",
+                        Path="/neurocaas/budgets", Recursive=True)
+    return {p["Name"]: p["Value"] for p in parameters if p["Name"].endswith(f"/{bucket}")}
+
+
+def read_instance_policy(clients: Clients, bucket: str) -> dict[str, Any] | None:
+    found = _get("reading the instance role's policy", clients("iam").get_role_policy,
+                 RoleName=naming.INSTANCE_ROLE, PolicyName=naming.instance_policy_name(bucket))
+    return found["PolicyDocument"] if found else None
+
+
+def image_exists(clients: Clients, ami: str) -> bool:
+    found = _get(f"reading the machine image {ami}", clients("ec2").describe_images, ImageIds=[ami])
+    return bool(found and found.get("Images"))
+
+
+def running_instances(clients: Clients, bucket: str) -> tuple[str, ...]:
+    reservations = _pages("listing instances", clients("ec2"), "describe_instances", "Reservations", Filters=[
+        {"Name": "tag:analysis", "Values": [bucket]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    return tuple(sorted(i["InstanceId"] for r in reservations for i in r["Instances"]))
+
+
+def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: Iterable[str],
+                  ami: str | None) -> AnalysisState:
+    """Everything deploy and destroy compare against, for one analysis."""
+    return AnalysisState(
+        account=clients.account, region=clients.region, bucket=read_bucket(clients, bucket, markers),
+        groups=read_groups(clients, bucket), users=existing_users(clients, users),
+        budgets=read_budgets(clients, bucket), instance_policy=read_instance_policy(clients, bucket),
+        image_found=image_exists(clients, ami) if ami else False, running=running_instances(clients, bucket),
+    )

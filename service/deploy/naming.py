@@ -1,0 +1,90 @@
+"""What NeuroCAAS calls the things it makes in an AWS account, and where it keeps its records.
+
+Everything an analysis owns carries its bucket name, so analyses never share (or clash on) a
+resource; what ``neurocaas init`` makes once per account and region has a fixed name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from chalicelib.facts import BUDGET_PARAMETER
+
+# Made once per account and region by ``neurocaas init``.
+INSTANCE_ROLE = "neurocaas-instance"
+INSTANCE_PROFILE = "neurocaas-instance"
+JOB_SECURITY_GROUP = "neurocaas-job"
+DEV_SECURITY_GROUP = "neurocaas-dev"
+KEY_NAME = "neurocaas-dev"
+KEY_PARAMETER = "/neurocaas/keys/neurocaas-dev"
+SHARED_TAG = {"Key": "neurocaas", "Value": "shared"}
+
+# Made per analysis by ``neurocaas deploy``.
+GROUP_POLICY = "neurocaas-folder"
+GROUP_FOLDERS = ("inputs", "configs", "submissions", "results")
+IAM_NAME_LIMIT = 128
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+NAME_RULE = ("must be 3-63 lowercase letters, digits and dashes, starting and ending with a letter or "
+             "digit: it becomes the analysis's S3 bucket name")
+RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3", "--table-s3")
+
+
+def region_problem(region: str) -> str | None:
+    """Why NeuroCAAS cannot deploy to ``region``, or None when it can."""
+    if region.startswith(("cn-", "us-gov-")):
+        return f"Region {region} is outside the standard AWS partition, which is the only one NeuroCAAS supports."
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an analysis (bucket) name, or None when it can."""
+    if not NAME_PATTERN.match(name):
+        return f"The name {name!r} {NAME_RULE}."
+    if name.startswith(RESERVED_PREFIXES) or name.endswith(RESERVED_SUFFIXES):
+        return (f"The name {name!r} starts or ends with a part S3 reserves "
+                f"({', '.join(RESERVED_PREFIXES + RESERVED_SUFFIXES)}); choose another.")
+    return None
+
+
+def iam_group_name(bucket: str, affiliate: str) -> str:
+    """The IAM group of one affiliate: bucket names hold no dot, so the first dot separates the two."""
+    return f"{bucket}.{affiliate}"
+
+
+def group_path(bucket: str) -> str:
+    """The IAM path every group of an analysis is made under (so they can be listed)."""
+    return f"/neurocaas/{bucket}/"
+
+
+def instance_policy_name(bucket: str) -> str:
+    """The instance role's inline policy that opens one analysis's bucket to its instances."""
+    return f"neurocaas-{bucket}"
+
+
+def budget_parameter(group: str, bucket: str) -> str:
+    return BUDGET_PARAMETER.format(group=group, bucket=bucket)
+
+
+def policy_file(stage: str) -> str:
+    """The Chalice stage's IAM policy file, relative to ``.chalice/``."""
+    return f"policy-{stage}.json"
+
+
+def lambda_prefix(stage: str) -> str:
+    """Chalice names the stage's functions ``{app}-{stage}-{handler}``."""
+    return f"neurocaas-{stage}-"
+
+
+def neurocaas_home() -> Path:
+    """$NEUROCAAS_HOME, by default ~/.neurocaas (as for the local stack's state)."""
+    return Path(os.environ.get("NEUROCAAS_HOME") or Path.home() / ".neurocaas")
+
+
+def account_dir(account: str, region: str, home: Path | None = None) -> Path:
+    """Where the records of one account and region are kept: $NEUROCAAS_HOME/aws/{account}-{region}."""
+    return (home or neurocaas_home()) / "aws" / f"{account}-{region}"
+

@@ -1,0 +1,218 @@
+"""``neurocaas init | deploy | destroy | users`` against a moto account."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.deploy import naming
+from service.deploy.exceptions import DeployError
+from tests.deploy_support import Account, changing, recorded_calls, snapshot
+
+
+@pytest.fixture
+def account(aws_mock: None, tmp_path: Path) -> Account:
+    made = Account(tmp_path)
+    made.users("alice", "bob")
+    return made
+
+
+def test_provisioning_twice_yields_identical_state(account: Account) -> None:
+    blueprint = account.blueprint()
+    first_init, first_deploy = account.init(), account.deploy(blueprint)
+    after_first = snapshot(account)
+
+    second_init, second_deploy = account.init(), account.deploy(blueprint)
+
+    assert first_init.plan.changes and first_deploy.plan.changes
+    assert second_init.plan.empty and second_deploy.plan.empty, second_deploy.plan.describe()
+    assert snapshot(account) == after_first
+    assert [call[0] for call in account.chalice.calls] == [["deploy", "--stage", "spikes-test"]]
+
+
+def test_deploy_makes_what_the_issue_asks_for(account: Account) -> None:
+    account.init()
+    blueprint = account.blueprint()
+    account.deploy(blueprint)
+    s3, iam, ssm = account.clients("s3"), account.clients("iam"), account.clients("ssm")
+
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="spikes-test")["Contents"]]
+    assert sorted(keys) == sorted(f"{g}/{f}/" for g in ("alab", "blab") for f in naming.GROUP_FOLDERS)
+    assert all(s3.get_public_access_block(Bucket="spikes-test")["PublicAccessBlockConfiguration"].values())
+    rules = s3.get_bucket_encryption(Bucket="spikes-test")["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert [u["UserName"] for u in iam.get_group(GroupName="spikes-test.alab")["Users"]] == ["alice"]
+    assert ssm.get_parameter(Name="/neurocaas/budgets/blab/spikes-test")["Parameter"]["Value"] == "40"
+    assert iam.get_role_policy(RoleName=naming.INSTANCE_ROLE, PolicyName="neurocaas-spikes-test")
+
+    chalice_dir = account.project / ".chalice"
+    stage = json.loads((chalice_dir / "config.json").read_text())["stages"]["spikes-test"]
+    assert stage["autogen_policy"] is False and stage["iam_policy_file"] == "policy-spikes-test.json"
+    assert stage["environment_variables"]["IAM_ROLE"] == naming.INSTANCE_PROFILE
+    record = json.loads(next(account.home.rglob("init.json")).read_text())
+    assert json.loads(stage["environment_variables"]["SECURITY_GROUPS"]) == [record["job_security_group"]]
+    assert json.loads((chalice_dir / "policy-spikes-test.json").read_text())["Statement"]
+    (args, cwd, env), = account.chalice.calls
+    assert args == ["deploy", "--stage", "spikes-test"] and cwd == account.project
+    assert env["BUCKET_NAME"] == "spikes-test" and env["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+def test_an_existing_budget_is_kept_and_changes_are_redeployed(account: Account) -> None:
+    account.init()
+    account.clients("ssm").put_parameter(Name="/neurocaas/budgets/alab/spikes-test", Value="7", Type="String")
+    account.deploy(account.blueprint())
+
+    changed = account.deploy(account.blueprint(MAXCOST=99, DEPLOY_LIMIT=3, groups={"alab": ["alice"]}))
+
+    budgets = account.clients("ssm").get_parameters_by_path(Path="/neurocaas/budgets", Recursive=True)["Parameters"]
+    assert {p["Name"]: p["Value"] for p in budgets} == {"/neurocaas/budgets/alab/spikes-test": "7"}
+    targets = [c.target for c in changed.plan.changes]
+    assert "IAM group spikes-test.blab" in targets and "chalice deploy --stage spikes-test" in targets
+    assert "spikes-test.blab" not in [g["GroupName"] for g in account.clients("iam").list_groups()["Groups"]]
+    assert len(account.chalice.calls) == 2
+
+
+def test_init_security_groups_key_and_record(account: Account) -> None:
+    outcome = account.init()
+    ec2, ssm = account.clients("ec2"), account.clients("ssm")
+    record = json.loads(outcome.record.read_text())
+
+    job, dev = (ec2.describe_security_groups(GroupIds=[record[k]])["SecurityGroups"][0]
+                for k in ("job_security_group", "dev_security_group"))
+    assert job["IpPermissions"] == []
+    assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in dev["IpPermissions"]] == [
+        (22, ["203.0.113.7/32"])]
+    stored = ssm.get_parameter(Name=naming.KEY_PARAMETER, WithDecryption=True)["Parameter"]
+    assert stored["Type"] == "SecureString" and "PRIVATE KEY" in stored["Value"]
+    assert outcome.record == account.home / "aws" / f"123456789012-{account.clients.region}" / "init.json"
+    assert stored["Value"] not in outcome.plan.describe(verbose=True)
+
+    narrowed = account.init(ssh_cidr="198.51.100.0/24")
+    assert [c.target.split(" (")[0] for c in narrowed.plan.changes] == ["security group neurocaas-dev"]
+    assert json.loads(outcome.record.read_text())["ssh_cidr"] == "198.51.100.0/24"
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0", "not-an-address"])
+def test_init_refuses_ssh_from_anywhere(account: Account, cidr: str) -> None:
+    with pytest.raises(DeployError, match="ssh-cidr"):
+        account.init(ssh_cidr=cidr)
+    assert account.clients("iam").list_roles()["Roles"] == []
+
+
+def test_without_a_cidr_the_development_group_has_no_inbound_rule(account: Account) -> None:
+    outcome = account.init(ssh_cidr=None)
+    assert any("--ssh-cidr" in note for note in outcome.plan.notes)
+    assert json.loads(outcome.record.read_text())["ssh_cidr"] is None
+
+
+def test_plan_makes_no_call_that_changes_anything(account: Account) -> None:
+    blueprint = account.blueprint()
+    with recorded_calls() as calls:
+        planned_init = account.init(plan_only=True)
+    assert calls and changing(calls) == [] and planned_init.plan.changes
+    assert not planned_init.record.exists()
+
+    account.init()
+    config_before = (account.project / ".chalice" / "config.json").read_text()
+    with recorded_calls() as calls:
+        planned = account.deploy(blueprint, plan_only=True)
+    assert calls and changing(calls) == []
+    assert len(planned.plan.changes) >= 7 and not planned.applied
+    assert (account.project / ".chalice" / "config.json").read_text() == config_before
+    assert not (account.project / ".chalice" / "policy-spikes-test.json").exists()
+    assert account.chalice.calls == []
+
+    account.deploy(blueprint)
+    with recorded_calls() as calls:
+        planned_destroy = account.destroy(blueprint, plan_only=True, delete_data=True)
+    assert changing(calls) == [] and planned_destroy.plan.changes
+    assert len(account.chalice.calls) == 1
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"PipelineName": "Bad_Name"}, "PipelineName"),
+    ({"PipelineName": "xn--reserved"}, "reserves"),
+    ({"Lambda": {"LambdaConfig": {"INSTANCE_TYPE": "t2.micro"}}}, "AMI: is missing"),
+])
+def test_a_bad_blueprint_is_refused_before_anything_is_created(account: Account, change: dict, message: str) -> None:
+    from chalicelib.blueprint import Blueprint
+    from chalicelib.exceptions import BlueprintError
+
+    document = {**account.blueprint().document, **change}
+    with recorded_calls() as calls, pytest.raises((BlueprintError, DeployError)) as refused:
+        account.deploy(Blueprint.from_document(document))
+    assert message in str(refused.value) + " ".join(getattr(refused.value, "problems", ()))
+    assert calls == []
+
+
+def test_deploy_refuses_an_image_that_does_not_exist_and_a_missing_init(account: Account) -> None:
+    with pytest.raises(DeployError, match="neurocaas init --region us-east-1"):
+        account.deploy(account.blueprint())
+    account.init()
+    with recorded_calls() as calls, pytest.raises(DeployError, match="machine image ami-0123456789abcdef0"):
+        account.deploy(account.blueprint(AMI="ami-0123456789abcdef0"))
+    assert changing(calls) == []
+
+
+def test_destroy_refuses_while_jobs_run_and_keeps_data_without_the_flag(account: Account) -> None:
+    account.init()
+    blueprint = account.blueprint()
+    account.deploy(blueprint)
+    s3, ec2 = account.clients("s3"), account.clients("ec2")
+    s3.put_object(Bucket="spikes-test", Key="alab/inputs/data.bin", Body=b"precious")
+    launched = ec2.run_instances(ImageId=account.ami, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "analysis", "Value": "spikes-test"}]}])["Instances"][0]
+
+    with pytest.raises(DeployError, match="pending or running"):
+        account.destroy(blueprint)
+    ec2.terminate_instances(InstanceIds=[launched["InstanceId"]])
+    kept = account.destroy(blueprint)
+
+    assert any("--delete-data" in note for note in kept.plan.notes)
+    assert s3.get_object(Bucket="spikes-test", Key="alab/inputs/data.bin")["Body"].read() == b"precious"
+    assert [c[0] for c in account.chalice.calls][-1] == ["delete", "--stage", "spikes-test"]
+    assert account.clients("iam").list_groups(PathPrefix="/neurocaas/")["Groups"] == []
+    assert account.clients("iam").list_role_policies(RoleName=naming.INSTANCE_ROLE)["PolicyNames"] == []
+    assert "spikes-test" not in json.loads((account.project / ".chalice" / "config.json").read_text())["stages"]
+    assert account.destroy(blueprint).plan.notes == kept.plan.notes
+
+    account.destroy(blueprint, delete_data=True)
+    assert "spikes-test" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert account.destroy(blueprint).plan.empty
+
+
+def test_a_failed_chalice_deploy_is_retried_next_time(account: Account) -> None:
+    account.init()
+    blueprint = account.blueprint()
+    account.chalice.exit_code = 2
+    with pytest.raises(DeployError, match="chalice deploy --stage spikes-test` failed"):
+        account.deploy(blueprint)
+
+    account.chalice.exit_code = 0
+    again = account.deploy(blueprint)
+
+    assert [c.target for c in again.plan.changes] == ["chalice deploy --stage spikes-test"]
+    assert account.deploy(blueprint).plan.empty
+
+
+def test_users_add_remove_and_list(account: Account) -> None:
+    from service.deploy import commands
+
+    account.init()
+    blueprint = account.blueprint()
+    account.deploy(blueprint)
+    account.users("carol")
+
+    added = commands.change_members(account.clients, blueprint, "alab", ["carol", "alice"])
+    assert [c.detail for c in added.plan.changes] == ["add carol"]
+    assert commands.members(account.clients, blueprint, "alab") == ("alice", "carol")
+    with pytest.raises(DeployError, match="pass --create"):
+        commands.change_members(account.clients, blueprint, "alab", ["dave"])
+    commands.change_members(account.clients, blueprint, "alab", ["dave"], create=True)
+    commands.change_members(account.clients, blueprint, "alab", ["alice"], remove=True)
+    assert commands.members(account.clients, blueprint, "alab") == ("carol", "dave")
+    with pytest.raises(DeployError, match="no group 'zlab'.*alab, blab"):
+        commands.members(account.clients, blueprint, "zlab")
+    assert account.deploy(blueprint).plan.changes[0].detail == "add members alice"
