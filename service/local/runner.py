@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,21 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.records import DatasetState
-from remote.install import install
 from service.local.instances import Launched, LocalEC2
+from service.local.layout import boot_environment, lay_out, localise
 from chalicelib.progress import finish_dataset
-
-SHIMS = {
-    # The runner enforces lifetimes itself, so a delayed shutdown is only acknowledged.
-    "shutdown": '#!/bin/sh\ncase " $* " in *" now "*|*" -h now "*|*" -P now "*|*" -r now "*) '
-                'touch "$NEUROCAAS_INSTANCE_DIR/poweroff"; kill -TERM 0;; esac\nexit 0\n',
-    "poweroff": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
-    "halt": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
-    "sudo": '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n',
-    # NeuroCAAS analysis scripts move data with the AWS CLI; a small stand-in serves them locally.
-    "aws": f'#!/bin/sh\nexec "{sys.executable}" -m service.local.awsshim "$@"\n',
-}
-HOME_ON_IMAGE = "/home/ubuntu"
 
 
 class Journal:
@@ -135,20 +121,13 @@ class InstanceRunner:
         if self.stopping.is_set():
             return
         directory = self.root / launched.instance_id
-        home = self._lay_out(launched, directory)
-        user_data = self.ec2.user_data(launched.instance_id).replace(HOME_ON_IMAGE, str(home))
+        home = lay_out(directory, self.images(launched.image_id))
         script = directory / "user-data.sh"
-        script.write_text(user_data)
-        environment = {
-            **self.environment,
-            "PATH": f"{directory / 'bin'}:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "NEUROCAAS_INSTANCE_ID": launched.instance_id,
-            "NEUROCAAS_INSTANCE_DIR": str(directory),
-            "NEUROCAAS_LAUNCH_INDEX": str(launched.launch_index),
-            "NEUROCAAS_LOG_DIR": str(directory / "logs"),
-            "NEUROCAAS_WORKDIR": str(directory / "work"),
-        }
+        script.write_text(localise(self.ec2.user_data(launched.instance_id), home))
+        environment = boot_environment(
+            self.environment, bin_dir=directory / "bin", home=home, instance_id=launched.instance_id,
+            instance_dir=directory, launch_index=launched.launch_index, log_dir=directory / "logs",
+            work_dir=directory / "work")
         lifetime = launched.lifetime_minutes * self.minute_seconds
         with (directory / "console.log").open("wb") as console:
             process = subprocess.Popen(["bash", str(script)], cwd=home, env=environment, stdout=console,
@@ -180,20 +159,6 @@ class InstanceRunner:
             finish_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,
                          f"The instance ended ({outcome}) without reporting a result. Last output: {tail}")
         self._end(launched, outcome)
-
-    def _lay_out(self, launched: Launched, directory: Path) -> Path:
-        home = directory / "home"
-        image = self.images(launched.image_id)
-        if image is not None and image.is_dir():
-            shutil.copytree(image, home, symlinks=True, dirs_exist_ok=True)
-        home.mkdir(parents=True, exist_ok=True)
-        install(home)
-        bin_dir = directory / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        for name, body in SHIMS.items():
-            (bin_dir / name).write_text(body)
-            (bin_dir / name).chmod(0o755)
-        return home
 
     def _end(self, launched: Launched, outcome: str) -> None:
         try:
