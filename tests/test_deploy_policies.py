@@ -168,3 +168,11 @@ def test_the_job_manager_with_the_deployed_stage_makes_only_calls_its_policy_all
     for spec in launch["TagSpecifications"]:
         assert {"Key": "analysis", "Value": bucket} in spec["Tags"]
     assert {s["ResourceType"] for s in launch["TagSpecifications"]} == {"instance", "volume"}
+
+
+def test_the_ssm_agent_policy_has_only_agent_actions() -> None:
+    from service.deploy.policies import ssm_agent_policy
+
+    [statement] = ssm_agent_policy()["Statement"]
+    assert all(a.split(":")[0] in ("ssm", "ssmmessages", "ec2messages") and "*" not in a for a in statement["Action"])
+    assert not any(a.startswith("ssm:GetParameter") for a in statement["Action"])

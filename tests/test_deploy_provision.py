@@ -174,7 +174,8 @@ def test_destroy_refuses_while_jobs_run_and_keeps_data_without_the_flag(account:
     assert s3.get_object(Bucket="spikes-test", Key="alab/inputs/data.bin")["Body"].read() == b"precious"
     assert [c[0] for c in account.chalice.calls][-1] == ["delete", "--stage", "spikes-test"]
     assert account.clients("iam").list_groups(PathPrefix="/neurocaas/")["Groups"] == []
-    assert account.clients("iam").list_role_policies(RoleName=naming.INSTANCE_ROLE)["PolicyNames"] == []
+    # only init's shared SSM agent policy is left on the shared role
+    assert account.clients("iam").list_role_policies(RoleName=naming.INSTANCE_ROLE)["PolicyNames"] == [naming.SSM_AGENT_POLICY]
     assert "spikes-test" not in json.loads((account.project / ".chalice" / "config.json").read_text())["stages"]
     assert account.destroy(blueprint).plan.notes == kept.plan.notes
 

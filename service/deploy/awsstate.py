@@ -6,6 +6,8 @@ with what should be. Retries come from botocore's standard retry mode.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,10 +116,19 @@ class SharedState:
     role_arn: str | None = None
     role_trust: dict[str, Any] | None = None
     profile_roles: tuple[str, ...] | None = None  # None: no instance profile
+    ssm_agent_policy: dict[str, Any] | None = None
     job_group: SecurityGroup | None = None
     dev_group: SecurityGroup | None = None
     key_exists: bool = False
     key_stored: bool = False
+
+
+def _document(value: Any) -> dict[str, Any]:
+    """A policy document as IAM returns it: a dict, or URL-encoded JSON text."""
+    if isinstance(value, str):
+        from urllib.parse import unquote
+        return json.loads(unquote(value))  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]
 
 
 def read_shared(clients: Clients) -> SharedState:
@@ -125,6 +136,8 @@ def read_shared(clients: Clients) -> SharedState:
     vpcs = _pages("listing VPCs", ec2, "describe_vpcs", "Vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])
     vpc_id = vpcs[0]["VpcId"] if vpcs else None
     role = _get("reading the instance role", iam.get_role, RoleName=naming.INSTANCE_ROLE)
+    agent = _get("reading the instance role's SSM agent policy", iam.get_role_policy,
+                 RoleName=naming.INSTANCE_ROLE, PolicyName=naming.SSM_AGENT_POLICY) if role else None
     profile = _get("reading the instance profile", iam.get_instance_profile,
                    InstanceProfileName=naming.INSTANCE_PROFILE)
     groups: dict[str, SecurityGroup] = {}
@@ -140,6 +153,7 @@ def read_shared(clients: Clients) -> SharedState:
         role_arn=role["Role"]["Arn"] if role else None,
         role_trust=role["Role"].get("AssumeRolePolicyDocument") if role else None,
         profile_roles=tuple(r["RoleName"] for r in profile["InstanceProfile"]["Roles"]) if profile else None,
+        ssm_agent_policy=_document(agent["PolicyDocument"]) if agent else None,
         job_group=groups.get(naming.JOB_SECURITY_GROUP), dev_group=groups.get(naming.DEV_SECURITY_GROUP),
         key_exists=bool(keys and keys.get("KeyPairs")), key_stored=stored is not None,
     )

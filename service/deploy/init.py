@@ -15,7 +15,7 @@ from service.deploy import naming
 from service.deploy.awsstate import SecurityGroup, SharedState
 from service.deploy.changes import Action, Call, Change, Plan, Ref
 from service.deploy.exceptions import DeployError
-from service.deploy.policies import instance_trust_policy
+from service.deploy.policies import instance_trust_policy, ssm_agent_policy
 from service.deploy.records import InitRecord
 
 SSH_DESCRIPTION = "SSH for analysis developers"
@@ -99,6 +99,15 @@ def plan_init(state: SharedState, ssh_cidr: str | None = None) -> Plan:
         changes.append(Change(Action.UPDATE, f"IAM role {naming.INSTANCE_ROLE}", "only EC2 may assume it",
                               (Call("iam", "update_assume_role_policy", {"RoleName": naming.INSTANCE_ROLE,
                                                                          "PolicyDocument": json.dumps(trust)}),)))
+    agent = ssm_agent_policy()
+    if state.ssm_agent_policy != agent:
+        # Development instances take `submit_job_log` commands through SSM Run Command.
+        changes.append(Change(Action.CREATE if state.ssm_agent_policy is None else Action.UPDATE,
+                              f"SSM agent policy of {naming.INSTANCE_ROLE}",
+                              "what the SSM agent needs, so development instances accept Run Command", (
+                                  Call("iam", "put_role_policy", {"RoleName": naming.INSTANCE_ROLE,
+                                                                  "PolicyName": naming.SSM_AGENT_POLICY,
+                                                                  "PolicyDocument": json.dumps(agent)}),)))
     add_role = Call("iam", "add_role_to_instance_profile",
                     {"InstanceProfileName": naming.INSTANCE_PROFILE, "RoleName": naming.INSTANCE_ROLE})
     if state.profile_roles is None:

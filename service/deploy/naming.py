@@ -88,3 +88,4 @@ def account_dir(account: str, region: str, home: Path | None = None) -> Path:
     """Where the records of one account and region are kept: $NEUROCAAS_HOME/aws/{account}-{region}."""
     return (home or neurocaas_home()) / "aws" / f"{account}-{region}"
 
+SSM_AGENT_POLICY = "neurocaas-ssm-agent"

@@ -136,3 +136,22 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
     if settings.bypass_buckets:
         statements[2:2] = _bypass_statements(settings.bypass_buckets)
     return _document(*statements)
+
+
+SSM_AGENT_ACTIONS = (
+    "ssm:UpdateInstanceInformation", "ssm:ListInstanceAssociations", "ssm:ListAssociations",
+    "ssm:DescribeAssociation", "ssm:GetDocument", "ssm:DescribeDocument", "ssm:UpdateInstanceAssociationStatus",
+    "ssm:UpdateAssociationStatus", "ssm:GetManifest", "ssm:PutInventory", "ssm:PutComplianceItems",
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+)
+
+
+def ssm_agent_policy() -> dict[str, Any]:
+    """What the SSM agent on an instance needs to take Run Command (AmazonSSMManagedInstanceCore's
+    agent actions, without its wildcard on every SSM parameter)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "SsmAgent", "Effect": "Allow", "Action": list(SSM_AGENT_ACTIONS), "Resource": "*"},
+    ]}
