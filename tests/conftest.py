@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,14 @@ def analysis_settings() -> AnalysisSettings:
         bucket_name=BUCKET, ami="ami-12345678", instance_type="t2.micro",
         allowed_instance_types=("t2.micro", "m5.xlarge"), command=COMMAND, bypass_buckets=("shared-results",),
     )
+
+
+def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:
+    """Poll ``check`` until it returns something true (which is returned), or fail."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")

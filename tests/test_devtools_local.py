@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from chalicelib.blueprint import load_blueprint
 from devtools import DevToolsError, NeuroCAASAMI
 from devtools.exceptions import NoInstance, UnsavedWork
 from service.local.stack import LocalStack, LocalStackOptions
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, wait_for
 
 BUCKET = "echo-analysis"
 ANALYSIS = (FIXTURES / "echo_analysis" / "image" / "analysis.sh").read_text()
@@ -54,16 +53,6 @@ def blueprint(tmp_path: Path) -> Path:
     git(repository, "add", ".")
     git(repository, "commit", "-q", "-m", "the echo analysis")
     return folder
-
-
-def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
 
 
 def upload(stack: LocalStack, job_id: str, mode: str = "ok") -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from chalicelib.blueprint import load_blueprint
 from service.local.stack import LocalStack, LocalStackOptions
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, wait_for
 
 BLUEPRINT = FIXTURES / "echo_analysis"
 BUCKET = "echo-analysis"
@@ -28,16 +27,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with LocalStack(options(tmp_path_factory.mktemp("stack"))) as running:
         running.deploy(load_blueprint(BLUEPRINT))
         yield running
-
-
-def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
 
 
 class Job:

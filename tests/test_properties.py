@@ -74,3 +74,36 @@ def test_the_handler_never_crashes_and_always_explains(uploaded, body: bytes) ->
         assert "Traceback" not in certificate
     if result.outcome is Outcome.STARTED:
         assert all(d.input.bucket != BUCKET or within(d.input.key, GROUP) for d in result.plan.datasets)
+
+
+blueprint_documents = st.fixed_dictionaries({}, optional={
+    "PipelineName": st.sampled_from(["good-name", "Bad Name", "", "a", "x" * 70]) | json_values,
+    "REGION": st.sampled_from(["us-east-1", "mars-1"]) | json_values,
+    "Lambda": st.fixed_dictionaries({}, optional={"LambdaConfig": st.fixed_dictionaries({}, optional={
+        "AMI": st.sampled_from(["ami-0123456789abcdef0", "ami-x"]) | json_values,
+        "INSTANCE_TYPE": st.sampled_from(["t2.micro", "", "big"]) | json_values,
+        "COMMAND": st.sampled_from(['run "{}" "{}" "{}" "{}"', "run {}", ""]) | json_values,
+        "MAXCOST": st.sampled_from(["300", 300, "lots", -1]) | json_values,
+        "DEPLOY_LIMIT": json_values,
+        "ALLOWED_INSTANCE_TYPES": st.lists(st.sampled_from(["t2.micro", "nope"])) | json_values,
+    })}) | json_values,
+    "UXData": st.fixed_dictionaries({}, optional={"Affiliates": st.lists(st.fixed_dictionaries(
+        {"AffiliateName": st.sampled_from(["lab", "logs", "Dev Group"]) | json_values}))}) | json_values,
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=blueprint_documents | json_values)
+def test_any_blueprint_document_is_either_loaded_or_refused_key_by_key(document) -> None:
+    from chalicelib.blueprint import Blueprint, validate_blueprint
+    from chalicelib.exceptions import BlueprintError
+
+    problems = validate_blueprint(document)
+    try:
+        blueprint = Blueprint.from_document(document)
+    except BlueprintError as error:
+        assert error.problems == problems and problems
+        assert all(": " in p for p in problems)
+        return
+    assert not problems
+    assert blueprint.settings.bucket_name == document["PipelineName"]

@@ -27,6 +27,7 @@ SPEC, RESULT, PID, STOPPED, POWEROFF = "run.json", "result.json", "pid", "stoppe
 SUPERVISOR = "supervisor.pid"
 COMMAND_LOG, CONSOLE_LOG = "logs", "console.log"
 FINAL_VALUES = {s.value for s in FINAL}
+from service.local.layout import last_lines
 
 
 def write_spec(run_dir: Path, spec: dict[str, Any]) -> None:
@@ -118,7 +119,7 @@ def supervise(run_dir: Path) -> int:
         reason = (f"The analysis ran past its lifetime of {minutes:g} minutes and was stopped. Set a longer "
                   "__duration__ in the parameter file if it needs more time." if timed_out else
                   f"The run on the development instance ended ({outcome}) without reporting a result. "
-                  f"Last output: {_tail(run_dir / CONSOLE_LOG)}")
+                  f"Last output: {last_lines(run_dir / CONSOLE_LOG)}")
         run = RunRecord(label=spec["label"], status_key=spec["status_key"], handle={})
         finish_run(s3, spec["bucket"], spec["prefix"], run, spec["instance_id"],
                    DatasetState.TIMED_OUT if timed_out else DatasetState.FAILED, reason)
@@ -135,12 +136,6 @@ def _status(s3: Any, spec: dict[str, Any]) -> str:
         return ""
 
 
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(none)"
-    return " | ".join(text[-lines:])[:500] or "(none)"
 
 
 if __name__ == "__main__":

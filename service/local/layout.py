@@ -59,3 +59,12 @@ def boot_environment(base: dict[str, str], *, bin_dir: Path, home: Path, instanc
         "NEUROCAAS_LOG_DIR": str(log_dir),
         "NEUROCAAS_WORKDIR": str(work_dir),
     }
+
+
+def last_lines(path: Path, lines: int = 3) -> str:
+    """The last lines of a log, on one line, for a status reason."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(none)"
+    return " | ".join(text[-lines:])[:500] or "(none)"

@@ -21,7 +21,7 @@ from typing import Any
 
 from chalicelib.records import DatasetState
 from service.local.instances import Launched, LocalEC2
-from service.local.layout import boot_environment, lay_out, localise
+from service.local.layout import boot_environment, last_lines, lay_out, localise
 from chalicelib.progress import finish_dataset
 
 
@@ -155,7 +155,7 @@ class InstanceRunner:
             self.on_state(launched.instance_id, "terminated")
             return
         if outcome != "timed out":
-            tail = _tail(directory / "console.log")
+            tail = last_lines(directory / "console.log")
             finish_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,
                          f"The instance ended ({outcome}) without reporting a result. Last output: {tail}")
         self._end(launched, outcome)
@@ -175,11 +175,3 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     process.wait()
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(none)"
-    return " | ".join(text[-lines:])[:500] or "(none)"
