@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from chalicelib import handlers
 from chalicelib.blueprint import load_blueprint
 from service.client import NeuroCAASClient, UserError
 from service.connection import Connection
@@ -48,6 +49,7 @@ def _calcium_events() -> Any:
 
 def run_demo(console: Console, *, datasets: int = 3, frames: int = 600, output: Path = Path("neurocaas-demo-results"),
              timeout: float = 300.0) -> DemoResult:
+    handlers.logger.setLevel("WARNING")  # the handlers' structured log would interleave with the live table
     calcium = _calcium_events()
     blueprint = load_blueprint(BLUEPRINT)
     with tempfile.TemporaryDirectory(prefix="neurocaas-demo-") as scratch:
