@@ -104,7 +104,7 @@ def handle_instance_state(instance_id: str, state: str) -> list[str]:
     """An EC2 state-change event: update cost records, datasets and the job's end."""
     done = []
     for settings, aws in _serving():
-        outcome = InstanceMonitor(aws, settings.bucket_name, utcnow, logger).handle(instance_id)
+        outcome = InstanceMonitor(aws, settings.bucket_name, utcnow, logger, settings.postprocess).handle(instance_id)
         done.append(outcome)
         logger.info("instance state handled", extra={"instance": instance_id, "event_state": state,
                                                       "analysis": settings.bucket_name, "outcome": outcome})

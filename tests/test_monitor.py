@@ -166,3 +166,41 @@ def test_the_groups_spend_is_counted_once_and_read_by_the_budget_check(job) -> N
     assert ledger == {"spent": pytest.approx(20 * 0.0116, rel=1e-3), "records": 2}
     refused = job.submit(submit_doc(f"{GROUP}/inputs/a.tif", timestamp="next"), maxcost=0.24)
     assert "spent $0.2320" in refused.message
+
+
+def summarise(job) -> None:  # type: ignore[no-untyped-def]
+    """A post-processing function, as a blueprint's POSTPROCESS would name it."""
+    listing = job.s3.list_objects_v2(Bucket=job.bucket, Prefix=f"{job.prefix}/logs/")
+    names = sorted(o["Key"].rsplit("/", 1)[-1] for o in listing["Contents"])
+    job.s3.put_object(Bucket=job.bucket, Key=f"{job.prefix}/process_results/summary.txt",
+                      Body=f"{len(names)} log files, ${job.actual_cost:.4f}\n".encode())
+
+
+def broken(job) -> None:  # type: ignore[no-untyped-def]
+    raise RuntimeError("no such column")
+
+
+@pytest.mark.parametrize("function,expected", [("summarise", "DONE"), ("broken", "FAILED (RuntimeError: no such column)")])
+def test_a_blueprints_postprocess_runs_once_when_the_job_ends(job, function: str, expected: str) -> None:
+    at = job.launch + timedelta(minutes=30)
+    job.ec2.terminate_instances(InstanceIds=job.ids)
+    watcher = InstanceMonitor(job.aws, job.settings.bucket_name, lambda: at, Logger(service="test"),
+                              postprocess=f"tests.test_monitor:{function}")
+    for instance_id in job.ids * 2:
+        watcher.handle(instance_id)
+
+    certificate = job.certificate(JOB)
+    assert certificate.count(f"POSTPROCESSING (tests.test_monitor:{function}): {expected}") == 1
+    assert "Traceback" not in certificate
+    summary = f"{job.job_folder(JOB)}/process_results/summary.txt"
+    assert (summary in job.keys()) == (function == "summarise")
+
+
+def test_postprocess_is_a_blueprint_setting(analysis_settings) -> None:
+    from chalicelib.blueprint import AnalysisSettings, validate_blueprint
+    settings = analysis_settings.model_copy(update={"postprocess": "chalicelib.post:run"})
+    assert AnalysisSettings.from_environ(settings.to_environ()).postprocess == "chalicelib.post:run"
+    document = {"PipelineName": "abc", "REGION": "us-east-1", "UXData": {"Affiliates": []}, "Lambda": {
+        "LambdaConfig": {"AMI": "ami-12345678", "INSTANCE_TYPE": "t2.micro", "COMMAND": "x {} {} {} {}",
+                         "POSTPROCESS": "not a function"}}}
+    assert any("POSTPROCESS: must name a function" in p for p in validate_blueprint(document))

@@ -46,6 +46,7 @@ class AnalysisSettings(BaseModel):
     default_duration: float = Field(DEFAULT_DURATION_MINUTES, gt=0)
     deploy_limit: int = Field(DEFAULT_DEPLOY_LIMIT, ge=1)
     maxcost: float | None = None
+    postprocess: str = ""
 
     @field_validator(
         "allowed_instance_types", "fallback_instance_types", "bypass_buckets", "security_groups",
@@ -91,6 +92,7 @@ class AnalysisSettings(BaseModel):
             "default_duration": environ.get("DEFAULT_DURATION") or DEFAULT_DURATION_MINUTES,
             "deploy_limit": environ.get("DEPLOY_LIMIT") or DEFAULT_DEPLOY_LIMIT,
             "maxcost": environ.get("MAXCOST") or None,
+            "postprocess": environ.get("POSTPROCESS", ""),
         }
         try:
             return cls(**fields)
@@ -120,6 +122,8 @@ class AnalysisSettings(BaseModel):
         }
         if self.maxcost is not None:
             environ["MAXCOST"] = _number(self.maxcost)
+        if self.postprocess:
+            environ["POSTPROCESS"] = self.postprocess
         return environ
 
 

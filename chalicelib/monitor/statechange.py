@@ -10,8 +10,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing, PreconditionFailed
+from chalicelib.awsclient import (
+    AWSClient,
+    InstanceInfo,
+    ObjectMissing,
+    PreconditionFailed,
+)
 from chalicelib.monitor.costs import CostRecord, active_key, add_to_ledger, history_key
+from chalicelib.monitor.postprocess import JobEnded, run_postprocess
 from chalicelib.paths import ObjectRef
 from chalicelib.progress import finish_dataset, rewrite, split_folder
 from chalicelib.records import DatasetState, JobRecord
@@ -23,8 +29,10 @@ ENDING = ("stopping", "shutting-down", *ENDED)
 class InstanceMonitor:
     """Applies instance state changes to one analysis's cost records and jobs."""
 
-    def __init__(self, aws: AWSClient, bucket: str, clock: Callable[[], datetime], logger: Any) -> None:
+    def __init__(self, aws: AWSClient, bucket: str, clock: Callable[[], datetime], logger: Any,
+                 postprocess: str = "") -> None:
         self.aws, self.bucket, self.clock, self.logger = aws, bucket, clock, logger
+        self.postprocess = postprocess
 
     def handle(self, instance_id: str) -> str:
         """Bring the records of ``instance_id`` up to date; returns what was done (for logs)."""
@@ -111,7 +119,10 @@ class InstanceMonitor:
         except PreconditionFailed:
             return "end.txt already written"
         self._record_cost(bucket, prefix, cost, now)
-        return f"job ended: end.txt written, actual cost ${cost:.4f}"
+        done = f"job ended: end.txt written, actual cost ${cost:.4f}"
+        if self.postprocess:
+            done += "; " + run_postprocess(self.postprocess, JobEnded(self.aws.s3, bucket, prefix, cost), self.logger)
+        return done
 
     def _cost_of(self, group: str, instance_id: str) -> float:
         loaded = self._load(history_key(group, instance_id))
