@@ -7,7 +7,7 @@ below that callers handle as part of normal control flow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -151,14 +151,6 @@ class AWSClient:
             self.s3.delete_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as error:
             raise _failure(f"deleting s3://{bucket}/{key}", error) from error
-
-    def list_keys(self, bucket: str, prefix: str) -> Iterator[str]:
-        try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for item in page.get("Contents", ()):
-                    yield item["Key"]
-        except (ClientError, BotoCoreError) as error:
-            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
 
     # --- EC2 ----------------------------------------------------------------------------------
     def run_instances(self, request: Mapping[str, Any]) -> list[LaunchedInstance]:

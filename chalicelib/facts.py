@@ -6,11 +6,11 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib import pricing
-from chalicelib.awsclient import AWSClient, ObjectMissing
+from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import SettingsError, SubmissionRefused
-from chalicelib.parameters import parse_parameters
 from chalicelib.monitor.costs import ledger_key, spent_by
+from chalicelib.parameters import parse_parameters
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
 from chalicelib.submission import Submission
@@ -31,13 +31,12 @@ def quota_class(instance_type: str) -> str:
     return letters[:1] if letters[:1] in ("p", "g", "f", "x") else "standard"
 
 
-def gather_vcpus(aws: AWSClient, instance_type: str) -> VcpuHeadroom | None:
-    """The account's vCPU headroom for this instance type's family, when the quota can be read."""
+def _vcpu_headroom(aws: AWSClient, instance_type: str, quota: float,
+                   account_instances: list[InstanceInfo]) -> VcpuHeadroom:
+    """How much of the family's vCPU quota the account's pending and running instances use."""
     family = quota_class(instance_type)
-    quota = aws.vcpu_quota(VCPU_QUOTAS[family])
-    if quota is None:
-        return None
-    running = [i for i in aws.find_instances({}, states=("pending", "running")) if quota_class(i.instance_type) == family]
+    running = [i for i in account_instances
+               if i.state in ("pending", "running") and quota_class(i.instance_type) == family]
     sizes = aws.vcpus([instance_type, *(i.instance_type for i in running)])
     in_use = sum(sizes.get(i.instance_type, 0) for i in running)
     return VcpuHeadroom(quota=quota, in_use=in_use, per_instance=sizes.get(instance_type, 1))
@@ -87,7 +86,10 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instan
         limit, source = settings.maxcost, "the analysis's MAXCOST"
     else:
         limit, source = None, "no budget set"
-    running = aws.find_instances({"analysis": settings.bucket_name})
+    # One listing serves both the analysis's load and, when the quota can be read, the account's.
+    quota = aws.vcpu_quota(VCPU_QUOTAS[quota_class(instance_type)]) if instance_type else None
+    live = aws.find_instances({} if quota is not None else {"analysis": settings.bucket_name})
+    running = [i for i in live if i.tags.get("analysis") == settings.bucket_name]
     running_cost = sum(
         pricing.estimate(i.instance_type, 1, _dollars(i.tags.get("Timeout", settings.default_duration)))
         for i in running if i.tags.get("group") == group
@@ -100,4 +102,4 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instan
             spent = 0.0
     return BudgetState(limit=limit, limit_source=source, spent=round(spent, 4),
                        running_cost=round(running_cost, 4), running_instances=len(running),
-                       vcpus=gather_vcpus(aws, instance_type) if instance_type else None)
+                       vcpus=_vcpu_headroom(aws, instance_type, quota, live) if quota is not None else None)

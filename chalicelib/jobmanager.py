@@ -17,11 +17,23 @@ from aws_lambda_powertools import Logger
 from chalicelib.awsclient import AWSClient, ObjectMissing, StoredObject
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.certificate import Certificate, format_time
-from chalicelib.exceptions import JobExists, NeuroCAASError, Step, SubmissionRefused, UnexpectedFailure
+from chalicelib.exceptions import (
+    JobExists,
+    NeuroCAASError,
+    Step,
+    SubmissionRefused,
+    UnexpectedFailure,
+)
 from chalicelib.executor import JobExecutor
 from chalicelib.facts import gather_budget, gather_inputs
 from chalicelib.jobstore import JobStore
-from chalicelib.paths import JobLocation, ObjectRef, group_of, job_name, refusal_job_name
+from chalicelib.paths import (
+    JobLocation,
+    ObjectRef,
+    group_of,
+    job_name,
+    refusal_job_name,
+)
 from chalicelib.plan import JobPlan
 from chalicelib.planner import plan_job
 from chalicelib.records import JobRecord, JobState

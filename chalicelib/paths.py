@@ -81,10 +81,6 @@ class JobLocation:
         return self.key("logs", status_file_name(dataset_label))
 
     @property
-    def end_marker(self) -> str:
-        return self.key("process_results", "end.txt")
-
-    @property
     def ec2_logs(self) -> str:
         return self.key("internal_ec2_logs")
 

@@ -11,7 +11,14 @@ from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import BudgetExceeded, SubmissionRefused
 from chalicelib.parameters import Parameters, parse_parameters
 from chalicelib.paths import ObjectRef
-from chalicelib.plan import BudgetState, DatasetPlan, InputFacts, JobPlan, LaunchBatch, RootVolume
+from chalicelib.plan import (
+    BudgetState,
+    DatasetPlan,
+    InputFacts,
+    JobPlan,
+    LaunchBatch,
+    RootVolume,
+)
 from chalicelib.submission import Submission
 
 MAX_LISTED = 5

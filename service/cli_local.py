@@ -12,7 +12,13 @@ from rich.console import Console
 from chalicelib.blueprint import Blueprint, load_blueprint
 from chalicelib.exceptions import BlueprintError
 from service.connection import default_state_dir, remove_connection, write_connection
-from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
+from service.local.stack import (
+    CREDENTIALS,
+    REGION,
+    LocalStack,
+    LocalStackOptions,
+    environment_for_clients,
+)
 
 console = Console()
 errors = Console(stderr=True)
@@ -72,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 groups = ", ".join(a.name for a in item.affiliates)
                 console.print(f"  analysis [bold]{item.name}[/bold] · groups: {groups}", highlight=False)
             console.print("Point any S3 client at it:", highlight=False)
-            for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_DEFAULT_REGION": REGION}.items():
+            for name, value in environment_for_clients(stack).items():
                 console.print(f"  export {name}={value}", highlight=False, markup=False)
             console.print("Press Ctrl-C to stop.")
             while not stopped.wait(0.5):

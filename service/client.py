@@ -13,11 +13,11 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.awsclient import AWSClient
+from chalicelib.monitor.control import CannotCancel, cancel_job
 from chalicelib.parameters import CONFIG_EXTENSIONS
 from chalicelib.records import JobRecord, JobState
 from service.connection import Connection
-from chalicelib.awsclient import AWSClient
-from chalicelib.monitor.control import CannotCancel, cancel_job
 
 Progress = Callable[[int], None]
 FINAL_JOB_STATES = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}

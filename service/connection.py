@@ -19,7 +19,6 @@ import boto3
 from botocore.config import Config
 
 
-
 def default_state_dir() -> Path:
     """The local stack's state directory: $NEUROCAAS_HOME/local, by default ~/.neurocaas/local."""
     return Path(os.environ.get("NEUROCAAS_HOME") or Path.home() / ".neurocaas") / "local"

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,18 @@ def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError("timed out waiting")
+
+
+@contextmanager
+def echo_stack_home(home: Path) -> Iterator[Path]:
+    """A NEUROCAAS_HOME whose local stack (fast settings) serves the echo analysis, as
+    `neurocaas local up` would leave it for the CLI to find."""
+    from chalicelib.blueprint import load_blueprint
+    from service.connection import write_connection
+    from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
+
+    options = LocalStackOptions(state_dir=home / "local", minute_seconds=1.0, status_interval=0.5, log=lambda _: None)
+    with LocalStack(options) as stack:
+        stack.deploy(load_blueprint(FIXTURES / "echo_analysis"))
+        write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, ["echo-analysis"])
+        yield home

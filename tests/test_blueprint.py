@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.blueprint import AnalysisSettings, load_blueprint, schema_path, validate_blueprint
+from chalicelib.blueprint import (
+    AnalysisSettings,
+    load_blueprint,
+    schema_path,
+    validate_blueprint,
+)
 from chalicelib.exceptions import BlueprintError, SettingsError
 from tests.conftest import NEUROCAAS_BLUEPRINTS
 

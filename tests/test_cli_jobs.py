@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chalicelib.blueprint import load_blueprint
 from service.cli import app
-from service.connection import write_connection
-from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
-from tests.conftest import FIXTURES
+from tests.conftest import echo_stack_home
 
 BUCKET = "echo-analysis"
 runner = CliRunner()
@@ -21,12 +18,8 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("neurocaas-home")
-    options = LocalStackOptions(state_dir=home / "local", minute_seconds=1.0, status_interval=0.5, log=lambda _: None)
-    with LocalStack(options) as stack:
-        stack.deploy(load_blueprint(FIXTURES / "echo_analysis"))
-        write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, [BUCKET])
-        yield home
+    with echo_stack_home(tmp_path_factory.mktemp("neurocaas-home")) as running:
+        yield running
 
 
 @pytest.fixture

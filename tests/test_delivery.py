@@ -77,8 +77,9 @@ def test_a_killed_handler_is_resumed_by_a_later_delivery_without_launching_twice
 
 
 def test_an_s3_error_then_redelivery_never_starts_twice(uploaded, monkeypatch) -> None:
-    from chalicelib.awsclient import _failure
     from botocore.exceptions import ClientError
+
+    from chalicelib.awsclient import _failure
     real_put = AWSClient.put
 
     def status_write_fails(self, bucket, key, body, *args, **kwargs):

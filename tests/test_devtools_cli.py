@@ -16,9 +16,8 @@ from typer.testing import CliRunner
 
 from chalicelib.blueprint import load_blueprint
 from service.cli import app
-from service.connection import connect, write_connection
-from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
-from tests.conftest import FIXTURES
+from service.connection import connect
+from tests.conftest import FIXTURES, echo_stack_home
 
 BUCKET = "echo-analysis"
 runner = CliRunner()
@@ -26,12 +25,8 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("neurocaas-home")
-    options = LocalStackOptions(state_dir=home / "local", minute_seconds=1.0, status_interval=0.5, log=lambda _: None)
-    with LocalStack(options) as stack:
-        stack.deploy(load_blueprint(FIXTURES / "echo_analysis"))
-        write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, [BUCKET])
-        yield home
+    with echo_stack_home(tmp_path_factory.mktemp("neurocaas-home")) as running:
+        yield running
 
 
 @pytest.fixture

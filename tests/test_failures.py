@@ -107,6 +107,7 @@ def test_throttling_is_retried_by_botocore_and_the_job_still_starts(uploaded) ->
         return None
 
     import boto3
+
     from chalicelib.awsclient import RETRIES
     ec2 = boto3.client("ec2", region_name="us-east-1", config=RETRIES)
     ec2.meta.events.register_first("before-send.ec2.RunInstances", throttle_twice)

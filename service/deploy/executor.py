@@ -17,7 +17,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.deploy.awsstate import Clients, aws_error
-from service.deploy.changes import Call, Chalice, Change, EmptyBucket, Plan, Ref, Step, WriteFile
+from service.deploy.changes import (
+    Call,
+    Chalice,
+    Change,
+    EmptyBucket,
+    Plan,
+    Ref,
+    Step,
+    WriteFile,
+)
 from service.deploy.exceptions import DeployError
 
 ChaliceRunner = Callable[[Sequence[str], Path, Mapping[str, str]], int]

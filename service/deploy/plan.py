@@ -14,7 +14,15 @@ from pathlib import Path
 from chalicelib.blueprint import Blueprint
 from service.deploy import naming, policies
 from service.deploy.awsstate import AnalysisState, GroupState
-from service.deploy.changes import Action, Call, Chalice, Change, EmptyBucket, Plan, WriteFile
+from service.deploy.changes import (
+    Action,
+    Call,
+    Chalice,
+    Change,
+    EmptyBucket,
+    Plan,
+    WriteFile,
+)
 from service.deploy.exceptions import DeployError
 from service.deploy.records import InitRecord, deployed_text
 from service.deploy.stagefiles import (

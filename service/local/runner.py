@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from chalicelib.progress import finish_dataset
 from chalicelib.records import DatasetState
 from service.local.instances import Launched, LocalEC2
 from service.local.layout import boot_environment, last_lines, lay_out, localise
-from chalicelib.progress import finish_dataset
 
 
 class Journal:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -259,16 +258,7 @@ class LocalStack:
                 self.options.log(f"snapshot: {error}")
 
 
-def serve(blueprints: Iterable[Blueprint], options: LocalStackOptions) -> LocalStack:
-    stack = LocalStack(options).start()
-    for blueprint in blueprints:
-        stack.deploy(blueprint)
-    return stack
-
-
 def environment_for_clients(stack: LocalStack) -> dict[str, str]:
     """Environment variables a plain S3 client (boto3, aws CLI) uses to talk to the stack."""
     return {**CREDENTIALS, "AWS_ENDPOINT_URL": stack.endpoint, "AWS_DEFAULT_REGION": REGION}
 
-
-os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
