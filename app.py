@@ -33,10 +33,10 @@ def on_cancel(event):  # type: ignore[no-untyped-def]
 @app.on_cw_event(EC2_STATE_CHANGE)
 def on_instance_state(event):  # type: ignore[no-untyped-def]
     """An instance changed state (one rule per analysis; the handler keeps only its own by tag)."""
-    handlers.handle_instance_state(event.detail["instance-id"], event.detail["state"])
+    handlers.handle_instance_state(event.detail["instance-id"], event.detail["state"], event.time)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def reaper(event):  # type: ignore[no-untyped-def]
-    """End instances that outlived their lifetime (Timeout tag) plus a grace period."""
+    """Resume, finish and reconcile open jobs; end overdue instances; replay failed events."""
     handlers.handle_reaper()

@@ -54,6 +54,13 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class ListedObject:
+    key: str
+    etag: str
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
 class LaunchedInstance:
     instance_id: str
     launch_index: int
@@ -145,6 +152,25 @@ class AWSClient:
             raise _failure(f"writing s3://{bucket}/{key}", error) from error
         except BotoCoreError as error:
             raise _failure(f"writing s3://{bucket}/{key}", error) from error
+
+    def list_objects(self, bucket: str, prefix: str, delimiter: str = "") -> tuple[list[ListedObject], list[str]]:
+        """Every object under ``prefix`` (one request per 1000 keys), and the common prefixes when
+        ``delimiter`` is given. Listings are strongly consistent in S3."""
+        extra = {"Delimiter": delimiter} if delimiter else {}
+        objects: list[ListedObject] = []
+        folders: list[str] = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **extra):
+                objects += [ListedObject(o["Key"], o.get("ETag", ""), o.get("LastModified"))
+                            for o in page.get("Contents", ())]
+                folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+        except ClientError as error:
+            if _code(error) == "NoSuchBucket":
+                return [], []
+            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
+        except BotoCoreError as error:
+            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
+        return objects, folders
 
     def delete(self, bucket: str, key: str) -> None:
         try:

@@ -21,15 +21,31 @@ def dataset_line(dataname: str, status: str, moment: datetime, last_command: str
     return f"DATANAME: {dataname} | STATUS: {status} | TIME: {format_time(moment)}{suffix} | LAST COMMAND: {command}"
 
 
-def replace_dataset_line(text: str, dataname: str, line: str) -> str:
-    """The certificate with the line for ``dataname`` replaced (the remote side and monitors use this)."""
-    prefix = f"DATANAME: {dataname} | "
+def dataset_names(text: str) -> list[str]:
+    """The datanames of the certificate's dataset block, in order."""
+    return [line[len("DATANAME: "):].split(" | ", 1)[0] for line in _block(text.split("\n"))[2]]
+
+
+def _block(lines: list[str]) -> tuple[int, int, list[str]]:
+    """(first, end, lines) of the dataset block between the two rules; (-1, -1, []) without one."""
+    rules = [i for i, line in enumerate(lines) if line == RULE]
+    if len(rules) < 2:
+        return -1, -1, []
+    first, end = rules[0] + 1, rules[1]
+    return first, end, [line for line in lines[first:end] if line.startswith("DATANAME: ")]
+
+
+def replace_dataset_block(text: str, block: list[str]) -> str:
+    """The certificate with its dataset block replaced by ``block`` (unchanged without a block)."""
     lines = text.split("\n")
-    for i, existing in enumerate(lines):
-        if existing.startswith(prefix):
-            lines[i] = line
-            return "\n".join(lines)
-    return text
+    first, end, _ = _block(lines)
+    if first < 0:
+        return text
+    return "\n".join([*lines[:first], *block, *lines[end:]])
+
+
+def actual_cost_line(cost: float) -> str:
+    return f"ACTUAL COST: ${cost:.4f} (every instance of the job has stopped)"
 
 
 @dataclass

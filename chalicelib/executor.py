@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,6 @@ from chalicelib import pricing
 from chalicelib.awsclient import AWSClient, LaunchedInstance
 from chalicelib.certificate import Certificate, dataset_line
 from chalicelib.exceptions import AWSFailure, NeuroCAASError, Step, UnexpectedFailure
-from chalicelib.facts import S3_CONCURRENCY
 from chalicelib.jobstore import JobStore
 from chalicelib.plan import JobPlan, LaunchBatch, run_instances_request
 from chalicelib.records import (
@@ -21,7 +19,6 @@ from chalicelib.records import (
     DatasetState,
     JobRecord,
     JobState,
-    status_document,
 )
 
 CAPACITY_CODES = ("InsufficientInstanceCapacity", "VcpuLimitExceeded", "InstanceLimitExceeded")
@@ -95,31 +92,31 @@ class JobExecutor:
 
     def _record_running(self, plan: JobPlan, record: JobRecord, certificate: Certificate,
                         instance_of: dict[tuple[int, int], str]) -> None:
+        """The launch record: no per-dataset object is written (a dataset without a status file
+        reads as INITIALIZING); the open-job marker first, so the monitor knows every instance."""
         now = self.clock()
         certificate.step(Step.PROCESSING, now, f"{len(instance_of)} instance(s) launched; each starts "
                          "its dataset as soon as it boots.")
-        statuses = []
         for dataset in plan.datasets:
             instance_id = instance_of[(dataset.batch, dataset.launch_index)]
             command = f"instance {instance_id} launched; waiting for it to boot"
-            statuses.append((dataset.status_key, status_document(
-                status=DatasetState.INITIALIZING, reason="", input_key=dataset.input.key,
-                instance=instance_id, command=command, job_start=now,
-            )))
             certificate.datasets.append(dataset_line(dataset.certificate_name(plan.analysis),
                                                      DatasetState.INITIALIZING.value, now, command))
             record.datasets[dataset.label] = DatasetRecord(
                 input=dataset.input.key, config=dataset.config.key, status_key=dataset.status_key,
                 instance_id=instance_id, member=dataset.member,
             )
-        with ThreadPoolExecutor(max_workers=S3_CONCURRENCY) as pool:
-            list(pool.map(lambda item: self.store.save_status(*item), statuses))
-        self.store.save_certificate(certificate)
-        record.instance_ids = list(instance_of.values())
+        record.instance_ids = self.job_instances(instance_of)
         record.state = JobState.RUNNING
         record.started = now
         record.lease_expires = None
+        self.store.save_open_marker(record, launched=now)
+        self.store.save_certificate(certificate)
         self.store.save_record(record, now)
+
+    def job_instances(self, instance_of: dict[tuple[int, int], str]) -> list[str]:
+        """The instances whose end the job waits for (all it launched)."""
+        return list(dict.fromkeys(instance_of.values()))
 
     def _abort(self, plan: JobPlan, record: JobRecord, certificate: Certificate, launched: list[str],
                error: Exception, step: Step) -> None:
@@ -147,6 +144,11 @@ class JobExecutor:
         try:
             self.store.save_certificate(certificate)
             self.store.save_record(record, now)
+            # Kept while stopped instances remain, so their end still reaches the cost records.
+            if to_stop:
+                self.store.save_open_marker(record, launched=now)
+            else:
+                self.store.delete_open_marker(record)
         except NeuroCAASError:
             self.logger.exception("could not record the failure", extra={"job": plan.job_id})
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
+from typing import Any
+
+import boto3
 
 from aws_lambda_powertools import Logger
 
@@ -19,7 +23,8 @@ from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import SettingsError
 from chalicelib.jobmanager import JobManager, Result, utcnow
 from chalicelib.monitor.control import CannotCancel, cancel_from_s3, reap
-from chalicelib.monitor.statechange import InstanceMonitor
+from chalicelib.monitor.replay import replay_dead_letters
+from chalicelib.monitor.statechange import OPEN_JOBS, InstanceMonitor
 
 logger = Logger(service="neurocaas")
 
@@ -100,11 +105,22 @@ def _serving() -> list[tuple[AnalysisSettings, AWSClient]]:
     return served
 
 
-def handle_instance_state(instance_id: str, state: str) -> list[str]:
-    """An EC2 state-change event: update cost records, datasets and the job's end."""
+def event_time(value: str | None) -> datetime:
+    """An EventBridge event's ``time`` (ISO 8601, UTC), or now when it is missing or unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return utcnow()
+    return moment if moment.tzinfo else utcnow()
+
+
+def handle_instance_state(instance_id: str, state: str, time: str | None = None) -> list[str]:
+    """An EC2 state-change event: cost records, the instance's end, the job's end (at the event's time)."""
     done = []
+    at = event_time(time)
     for settings, aws in _serving():
-        outcome = InstanceMonitor(aws, settings.bucket_name, utcnow, logger, settings.postprocess).handle(instance_id)
+        monitor = InstanceMonitor(aws, settings.bucket_name, utcnow, logger, settings.postprocess)
+        outcome = monitor.handle(instance_id, state, at)
         done.append(outcome)
         logger.info("instance state handled", extra={"instance": instance_id, "event_state": state,
                                                       "analysis": settings.bucket_name, "outcome": outcome})
@@ -122,10 +138,38 @@ def handle_cancel_event(bucket: str, key: str) -> int | None:
     return stopped
 
 
+@lru_cache(maxsize=4)
+def _sqs(region: str) -> Any:
+    return boto3.client("sqs", region_name=region)
+
+
+def _replay(bucket: str, key: str) -> None:
+    """Handle again an S3 event whose asynchronous invocation failed every retry."""
+    if key.endswith("cancel.json"):
+        handle_cancel_event(bucket, key)
+    else:
+        handle_submit_event(bucket, key)
+
+
 def handle_reaper() -> list[str]:
-    reaped = []
-    for settings, aws in _serving():
-        reaped += reap(aws, settings.bucket_name, utcnow())
-    if reaped:
-        logger.info("reaped overdue instances", extra={"instances": reaped})
-    return reaped
+    """The scheduled pass: per analysis, resume, finish and reconcile jobs and end overdue
+    instances; then replay the dead-letter queue named by NEUROCAAS_DEAD_LETTER_QUEUE."""
+    done = []
+    served = _serving()
+    for settings, aws in served:
+        def resume(submit_key: str, bucket: str = settings.bucket_name) -> None:
+            handle_submit_event(bucket, submit_key)
+
+        report = reap(aws, settings.bucket_name, utcnow(), resume=resume, logger=logger,
+                      postprocess=settings.postprocess, open_jobs=OPEN_JOBS)
+        done += report.overdue
+        if report.overdue or report.ended or report.resumed:
+            logger.info("reaper pass", extra={"analysis": settings.bucket_name, "overdue": report.overdue,
+                                              "ended": report.ended, "resumed": report.resumed})
+    queue = os.environ.get("NEUROCAAS_DEAD_LETTER_QUEUE")
+    if queue and served:
+        buckets = {settings.bucket_name for settings, _ in served}
+        replayed = replay_dead_letters(_sqs(served[0][0].region), queue, buckets, _replay, logger)
+        if replayed:
+            logger.info("replayed failed invocations", extra={"events": replayed})
+    return done

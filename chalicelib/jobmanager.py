@@ -141,6 +141,10 @@ class JobManager:
         if refusal is not None:
             return self._refuse(store, certificate, record, refusal)
         assert submission is not None
+        try:
+            store.save_open_marker(record)  # the reaper resumes the job from it if this handler dies
+        except NeuroCAASError as error:
+            return self._refuse(store, certificate, record, error)
         return self._start(store, certificate, record, submission, stored.etag, claim.resumed)
 
     def _start(self, store: JobStore, certificate: Certificate, record: JobRecord, submission: Submission,
@@ -189,6 +193,7 @@ class JobManager:
         try:
             store.save_certificate(certificate)
             store.save_record(record, now)
+            store.delete_open_marker(record)
         except NeuroCAASError:
             self.logger.exception("could not write the refusal", extra={"key": record.submit_key})
         return Result(Outcome.REFUSED, location=store.location, record=record, message=error.message)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
 from chalicelib.certificate import Certificate
 from chalicelib.exceptions import JobExists
+from chalicelib.jobstate.markers import OpenJob, delete_open, write_open
 from chalicelib.paths import JobLocation, ObjectRef
 from chalicelib.records import JobRecord, JobState
 
@@ -74,8 +74,15 @@ class JobStore:
     def save_certificate(self, certificate: Certificate) -> None:
         self.aws.put(self.location.bucket, self.location.certificate, certificate.render().encode())
 
-    def save_status(self, key: str, document: dict[str, object]) -> None:
-        self.aws.put(self.location.bucket, key, json.dumps(document, indent=2).encode(), "application/json")
+    def save_open_marker(self, record: JobRecord, launched: datetime | None = None) -> None:
+        """Say in the analysis bucket that this job is open (and, once launched, its instances)."""
+        write_open(self.aws, record.analysis, OpenJob(
+            folder=f"s3://{self.location.bucket}/{self.location.prefix}", submit_key=record.submit_key,
+            group=record.group, job=self.location.prefix.rsplit("/", 1)[-1], instance_ids=record.instance_ids,
+            instance_type=record.instance_type, launched=launched))
+
+    def delete_open_marker(self, record: JobRecord) -> None:
+        delete_open(self.aws, record.analysis, record.group, self.location.prefix.rsplit("/", 1)[-1])
 
     def save_object(self, ref: ObjectRef, body: bytes) -> None:
         self.aws.put(ref.bucket, ref.key, body)

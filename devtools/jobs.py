@@ -20,18 +20,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.awsclient import AWSClient, LaunchedInstance, StoredObject
 from chalicelib.blueprint import Blueprint
-from chalicelib.certificate import Certificate, dataset_line
+from chalicelib.certificate import Certificate
 from chalicelib.exceptions import AWSFailure, Step, SubmissionRefused
 from chalicelib.executor import JobExecutor
 from chalicelib.jobmanager import JobManager, Outcome, utcnow
 from chalicelib.jobstore import JobStore
 from chalicelib.plan import JobPlan, LaunchBatch
-from chalicelib.progress import (
-    FINAL,
-    certificate_name,
-    set_certificate_line,
-    set_dataset_state,
-)
+from chalicelib.jobstate.reconcile import Reconciler
+from chalicelib.jobstate.statusfile import FINAL, finish_from_outside
 from chalicelib.records import DatasetState, JobRecord
 from chalicelib.submission import decode
 from devtools.backends import DevBackend, InstanceView, RunRequest
@@ -73,6 +69,10 @@ class DevExecutor(JobExecutor):
             self._abort(plan, record, certificate, [], AWSFailure(error.message), Step.PROCESSING)
             raise
         return record
+
+    def job_instances(self, instance_of: dict[tuple[int, int], str]) -> list[str]:
+        """None: the development instance outlives the job, which ends when its datasets have."""
+        return []
 
     def _launch(self, plan: JobPlan, batch: LaunchBatch, record: JobRecord,
                 certificate: Certificate) -> list[LaunchedInstance]:
@@ -153,24 +153,15 @@ def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
 
 def finish_run(s3: Any, bucket: str, prefix: str, run: RunRecord, instance_id: str, state: DatasetState,
                reason: str) -> bool:
-    """Give one dataset of a development job a final state, unless it already reported one."""
-    status = _read_json(s3, bucket, run.status_key)
-    if status.get("status") in {s.value for s in FINAL}:
-        return False
-    record = _read_json(s3, bucket, f"{prefix}/logs/job.json")
-    dataset = record.get("datasets", {}).get(run.label, {})
-    moment = datetime.now(timezone.utc)
-    status.update(status=state.value, reason=reason, input=dataset.get("input", status.get("input")),
-                  instance=instance_id, job_finish=moment.isoformat())
-    status.setdefault("job_start", None)
-    status.setdefault("std", {})
-    s3.put_object(Bucket=bucket, Key=run.status_key, Body=json.dumps(status, indent=2).encode(),
-                  ContentType="application/json")
-    name = certificate_name(str(dataset.get("input", "")), dataset.get("member"))
-    set_certificate_line(s3, bucket, prefix, name, dataset_line(name, state.value, moment,
-                                                                status.get("command") or reason, finished=True))
-    set_dataset_state(s3, bucket, prefix, run.label, state, moment)
-    return True
+    """Give one dataset of a development job a final state, unless it already reported one; the
+    job's record follows through the reconciler."""
+    aws = AWSClient(s3, None, None)
+    dataset = _read_json(s3, bucket, f"{prefix}/logs/job.json").get("datasets", {}).get(run.label, {})
+    wrote, _ = finish_from_outside(aws, bucket, run.status_key, state, reason,
+                                   input_key=str(dataset.get("input", "")), instance=instance_id,
+                                   at=datetime.now(timezone.utc))
+    Reconciler(aws, utcnow).reconcile(f"s3://{bucket}/{prefix}", refresh=True)
+    return wrote
 
 
 @dataclass
@@ -220,5 +211,6 @@ def report(backend: DevBackend, job: DevJob) -> JobReport:
             if finish_run(s3, job.bucket, job.prefix, run, job.instance_id, state, reason):
                 status = state.value
         result.commands[run.label], result.datasets[run.label] = command, status
+    Reconciler(AWSClient(s3, None, None), utcnow).reconcile(f"s3://{job.bucket}/{job.prefix}", refresh=True)
     result.state = str(_read_json(s3, job.bucket, f"{job.prefix}/logs/job.json").get("state", "UNKNOWN"))
     return result

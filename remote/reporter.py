@@ -1,4 +1,5 @@
-"""Live status from the instance: the status file, the certificate line and job.json.
+"""Live status from the instance: its dataset's status file, the only object it writes
+(the job's record and certificate are derived from status files by the reconciler).
 
 Writes are throttled (at most one round per interval, and only when something changed), the
 final one is never skipped, and a failure to write is logged and never stops the analysis.
@@ -16,9 +17,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib import progress
-from chalicelib.certificate import dataset_line
-from chalicelib.progress import FINAL
 from chalicelib.records import DatasetState
 from chalicelib.records import status_document as empty_status
 STD_LINES = 20
@@ -93,12 +91,7 @@ class StatusReporter:
         with self._lock:
             self.dirty, self.last_flush = False, self.clock()
             status = self._status()
-            line = dataset_line(self.dataname, self.state.value, datetime.now(timezone.utc), self.last_command,
-                                finished=self.state in FINAL)
         self._safely(self._write_status, status)
-        self._safely(self._write_certificate, line)
-        if job_update:
-            self._safely(self._write_record)
 
     def _status(self) -> dict[str, Any]:
         document = empty_status(status=self.state, reason=self.reason, input_key=self.input_key,
@@ -120,9 +113,3 @@ class StatusReporter:
         key = f"{self.prefix}/logs/DATASET_NAME:{self.label}_STATUS.txt"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(document, indent=2).encode(),
                            ContentType="application/json")
-
-    def _write_certificate(self, line: str) -> None:
-        progress.set_certificate_line(self.s3, self.bucket, self.prefix, self.dataname, line)
-
-    def _write_record(self) -> None:
-        progress.set_dataset_state(self.s3, self.bucket, self.prefix, self.label, self.state, self.job_finish)

@@ -156,12 +156,13 @@ class NeuroCAASClient:
         return JobRecord.model_validate_json(body)
 
     def statuses(self, ref: JobRef, record: JobRecord) -> dict[str, dict[str, Any]]:
+        """Each dataset's status file; one not written yet reads as job.json says (INITIALIZING)."""
         found = {}
         for label, dataset in record.datasets.items():
             try:
                 found[label] = json.loads(self.s3.get_object(Bucket=ref.bucket, Key=dataset.status_key)["Body"].read())
             except (ClientError, ValueError):
-                found[label] = {}
+                found[label] = {"status": dataset.state.value, "input": dataset.input, "instance": dataset.instance_id}
         return found
 
     def certificate(self, ref: JobRef) -> str:

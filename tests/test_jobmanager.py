@@ -38,11 +38,11 @@ def test_one_dataset_starts_one_tagged_self_terminating_instance(uploaded) -> No
         assert step in certificate
     assert f"DATANAME: {GROUP}/inputs/a.tif | STATUS: INITIALIZING | TIME: " in certificate
 
-    status = json.loads(uploaded.get(f"{uploaded.job_folder(JOB)}/logs/DATASET_NAME:a.tif_STATUS.txt"))
-    assert status["status"] == "INITIALIZING"
-    assert status["instance"] == instance["InstanceId"]
-    assert set(status) == {"status", "reason", "input", "instance", "command", "job_start", "job_finish",
-                           "cpu_usage", "memory_usage", "std"}
+    # No per-dataset object at submit: the status file is the instance's to write.
+    assert not [k for k in uploaded.keys(uploaded.job_folder(JOB)) if k.endswith("_STATUS.txt")]
+    marker = json.loads(uploaded.get(f"logs/open/{GROUP}/job__{uploaded.settings.bucket_name}_{JOB}.json"))
+    assert marker["instance_ids"] == [instance["InstanceId"]] and marker["submit_key"].endswith("submit.json")
+    assert marker["folder"] == f"s3://{uploaded.settings.bucket_name}/{uploaded.job_folder(JOB)}"
 
     record = uploaded.record(JOB)
     assert record["state"] == "RUNNING"
@@ -71,7 +71,7 @@ def test_a_folder_is_one_dataset_passed_as_its_prefix(uploaded) -> None:
     [dataset] = result.plan.datasets
     assert dataset.input.key == f"{GROUP}/inputs/session1/"
     assert dataset.label == "session1"
-    assert uploaded.get(f"{uploaded.job_folder('42')}/logs/DATASET_NAME:session1_STATUS.txt")
+    assert uploaded.record("42")["datasets"]["session1"]["status_key"].endswith("DATASET_NAME:session1_STATUS.txt")
 
 
 def test_an_ensemble_runs_one_dataset_n_times_with_numbered_configs(uploaded) -> None:

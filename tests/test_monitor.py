@@ -9,6 +9,7 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from chalicelib.monitor.control import CannotCancel, cancel_from_s3, cancel_job, reap
+from chalicelib.jobstate.markers import OpenJobs
 from chalicelib.monitor.costs import active_key, history_key
 from chalicelib.monitor.statechange import InstanceMonitor
 from tests.conftest import GROUP, submit_doc
@@ -19,14 +20,26 @@ JOB = "2026-11-25T10-00-00"
 @pytest.fixture
 def job(uploaded):  # type: ignore[no-untyped-def]
     result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
-    launch = uploaded.instances()[0]["LaunchTime"]
-    uploaded.launch = launch
+    uploaded.launch = result.record.started  # the launch as the job records it (the test's clock)
+    uploaded.ec2_launch = uploaded.instances()[0]["LaunchTime"]
     uploaded.ids = sorted(result.record.instance_ids)
     return uploaded
 
 
-def monitor(analysis, at: datetime) -> InstanceMonitor:  # type: ignore[no-untyped-def]
-    return InstanceMonitor(analysis.aws, analysis.settings.bucket_name, lambda: at, Logger(service="test"))
+class Events:
+    """Delivers state-change events at a given time, as EventBridge would (time from the event)."""
+
+    def __init__(self, analysis, at: datetime, postprocess: str = "") -> None:  # type: ignore[no-untyped-def]
+        self.at = at
+        self.monitor = InstanceMonitor(analysis.aws, analysis.settings.bucket_name, lambda: at + timedelta(hours=9),
+                                       Logger(service="test"), postprocess, open_jobs=OpenJobs())
+
+    def handle(self, instance_id: str, state: str = "terminated") -> str:
+        return self.monitor.handle(instance_id, state, self.at)
+
+
+def monitor(analysis, at: datetime) -> Events:  # type: ignore[no-untyped-def]
+    return Events(analysis, at)
 
 
 def history(analysis, instance_id: str) -> dict:  # type: ignore[no-untyped-def]
@@ -36,28 +49,24 @@ def history(analysis, instance_id: str) -> dict:  # type: ignore[no-untyped-def]
 def test_running_then_stopped_keeps_one_record_with_its_whole_duration(job) -> None:
     first = job.ids[0]
     at = job.launch + timedelta(days=2, hours=3)
-    assert monitor(job, at).handle(first) == "recorded as running"
-    assert monitor(job, at).handle(first) == "already recorded as running"
+    assert monitor(job, job.launch).handle(first, "running") == "recorded as running"
+    assert monitor(job, job.launch).handle(first, "running") == "already recorded as running"
     assert json.loads(job.get(active_key(first)))["group"] == GROUP
 
-    job.ec2.stop_instances(InstanceIds=[first])
-    monitor(job, at).handle(first)
+    monitor(job, at).handle(first, "stopped")
 
     record = history(job, first)
     assert record["cost"] == pytest.approx(51 * 0.0116, rel=1e-3)  # two days and three hours, counted whole
     assert active_key(first) not in job.keys("logs/active/")
-    job.ec2.terminate_instances(InstanceIds=[first])
-    assert monitor(job, at).handle(first).startswith("already recorded as stopped")
+    assert monitor(job, at + timedelta(minutes=1)).handle(first).startswith("already recorded as stopped")
     assert history(job, first) == record
 
 
 def test_out_of_order_and_duplicated_events_converge(job) -> None:
     first = job.ids[0]
     at = job.launch + timedelta(hours=1)
-    job.ec2.terminate_instances(InstanceIds=[first])
-
     monitor(job, at).handle(first)  # the terminated event arrives before the running one
-    late_running = monitor(job, at).handle(first)
+    late_running = monitor(job, job.launch).handle(first, "running")
 
     assert late_running.startswith("already recorded as stopped")
     assert history(job, first)["cost"] == pytest.approx(0.0116, rel=1e-3)
@@ -67,22 +76,24 @@ def test_out_of_order_and_duplicated_events_converge(job) -> None:
 def test_end_txt_appears_once_when_every_instance_has_stopped(job) -> None:
     at = job.launch + timedelta(minutes=30)
     end = f"{job.job_folder(JOB)}/process_results/end.txt"
-    job.ec2.terminate_instances(InstanceIds=[job.ids[0]])
-    assert "still has running instances" in monitor(job, at).handle(job.ids[0])
+    for instance_id, label in zip(job.ids, ("a.tif", "b.tif")):
+        job.put(f"{job.job_folder(JOB)}/logs/DATASET_NAME:{label}_STATUS.txt", {"status": "SUCCESS"})
+    assert "1 instance(s) still running" in monitor(job, at).handle(job.ids[0])
     assert end not in job.keys()
 
-    job.ec2.terminate_instances(InstanceIds=[job.ids[1]])
     outcomes = [monitor(job, at).handle(job.ids[1]), monitor(job, at).handle(job.ids[0])]
 
-    assert "end.txt written" in outcomes[0] and "end.txt already written" in outcomes[1]
-    assert "actual cost $0.0116" in job.get(end)
+    assert "end.txt written" in outcomes[0] and outcomes[1].startswith("ignored")  # the job has closed
+    assert "actual cost $0.0116" in job.get(end)  # two half hours, each counted as such
     record = job.record(JOB)
-    assert record["actual_cost"] == pytest.approx(0.0116, rel=1e-2)
-    assert job.certificate(JOB).count("ACTUAL COST:") == 1
+    assert record["state"] == "SUCCEEDED" and record["actual_cost"] == 0.0116
+    assert sum(history(job, i)["cost"] for i in job.ids) == pytest.approx(0.0116, abs=1e-4)
+    certificate = job.certificate(JOB)
+    assert certificate.count("ACTUAL COST: $0.0116") == 1 and certificate.count("STATUS: SUCCESS") == 2
+    assert job.keys("logs/open/") == []
 
 
 def test_an_instance_lost_before_reporting_fails_its_dataset(job) -> None:
-    job.ec2.terminate_instances(InstanceIds=job.ids)
     for instance_id in job.ids:
         monitor(job, job.launch + timedelta(minutes=5)).handle(instance_id)
 
@@ -92,17 +103,23 @@ def test_an_instance_lost_before_reporting_fails_its_dataset(job) -> None:
     assert "STATUS: FAILED" in job.certificate(JOB)
 
 
-def test_other_analyses_instances_are_ignored(job) -> None:
+def test_other_analyses_instances_are_ignored_without_an_ec2_call(job) -> None:
     other = job.ec2.run_instances(ImageId=job.settings.ami, MinCount=1, MaxCount=1, TagSpecifications=[
         {"ResourceType": "instance", "Tags": [{"Key": "analysis", "Value": "someone-else"}]}])
     instance_id = other["Instances"][0]["InstanceId"]
-    assert monitor(job, job.launch).handle(instance_id).startswith("ignored")
+    calls: list[str] = []
+    job.ec2.meta.events.register("before-call.ec2.*", lambda model, **_: calls.append(model.name))
+    watcher = monitor(job, job.launch)
+
+    assert watcher.handle(instance_id).startswith("ignored")
+    assert watcher.handle(job.ids[0], "running") == "recorded as running"
+    assert calls == []
 
 
 def test_the_reaper_ends_overdue_instances_after_the_grace_period(job) -> None:
-    assert reap(job.aws, job.settings.bucket_name, job.launch + timedelta(minutes=65)) == []
+    assert reap(job.aws, job.settings.bucket_name, job.ec2_launch + timedelta(minutes=65)).overdue == []
 
-    reaped = reap(job.aws, job.settings.bucket_name, job.launch + timedelta(minutes=71))
+    reaped = reap(job.aws, job.settings.bucket_name, job.ec2_launch + timedelta(minutes=71)).overdue
 
     assert sorted(reaped) == job.ids
     assert job.instances() == []
@@ -120,6 +137,10 @@ def test_cancel_from_a_cancel_file(job) -> None:
     record = job.record(JOB)
     assert record["state"] == "CANCELLED" and "cancel file" in record["reason"]
     assert {d["state"] for d in record["datasets"].values()} == {"CANCELLED"}
+    assert job.keys(f"{job.job_folder(JOB)}/process_results/") == [f"{job.job_folder(JOB)}/process_results/end.txt"]
+    for instance_id in job.ids:  # the terminated events that follow change nothing
+        assert monitor(job, job.launch).handle(instance_id).startswith("ignored")
+    assert job.record(JOB) == record
     with pytest.raises(CannotCancel, match="already ended"):
         cancel_job(job.aws, job.settings.bucket_name, job.job_folder(JOB), job.launch)
 
@@ -141,8 +162,7 @@ def test_costs_per_group_and_job(job) -> None:
     from service.costs import spend_by_group
 
     at = job.launch + timedelta(hours=2)
-    monitor(job, at).handle(job.ids[0])  # running
-    job.ec2.terminate_instances(InstanceIds=[job.ids[1]])
+    monitor(job, job.launch).handle(job.ids[0], "running")
     monitor(job, at).handle(job.ids[1])  # stopped after two hours
 
     spend = spend_by_group(job.s3, job.settings.bucket_name, now=at)
@@ -158,12 +178,11 @@ def test_the_groups_spend_is_counted_once_and_read_by_the_budget_check(job) -> N
     from chalicelib.monitor.costs import ledger_key
 
     at = job.launch + timedelta(hours=10)
-    job.ec2.terminate_instances(InstanceIds=job.ids)
     for instance_id in job.ids * 2:  # every event delivered twice
         monitor(job, at).handle(instance_id)
 
-    ledger = json.loads(job.get(ledger_key(GROUP)))
-    assert ledger == {"spent": pytest.approx(20 * 0.0116, rel=1e-3), "records": 2}
+    ledger = json.loads(job.get(ledger_key(GROUP)))  # one addition: the job's actual cost, when it ended
+    assert ledger == {"spent": pytest.approx(20 * 0.0116, rel=1e-3), "records": 1}
     refused = job.submit(submit_doc(f"{GROUP}/inputs/a.tif", timestamp="next"), maxcost=0.24)
     assert "spent $0.2320" in refused.message
 
@@ -183,9 +202,7 @@ def broken(job) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("function,expected", [("summarise", "DONE"), ("broken", "FAILED (RuntimeError: no such column)")])
 def test_a_blueprints_postprocess_runs_once_when_the_job_ends(job, function: str, expected: str) -> None:
     at = job.launch + timedelta(minutes=30)
-    job.ec2.terminate_instances(InstanceIds=job.ids)
-    watcher = InstanceMonitor(job.aws, job.settings.bucket_name, lambda: at, Logger(service="test"),
-                              postprocess=f"tests.test_monitor:{function}")
+    watcher = Events(job, at, postprocess=f"tests.test_monitor:{function}")
     for instance_id in job.ids * 2:
         watcher.handle(instance_id)
 

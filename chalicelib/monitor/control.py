@@ -1,55 +1,85 @@
-"""Stopping work: cancelling a job (CLI or a cancel file in S3) and reaping overdue instances."""
+"""Stopping and repairing work: cancelling a job (CLI or a cancel file) and the scheduled reaper.
+
+The reaper is what makes the job record hold when events are lost: it resumes submissions whose
+handler died, records the end of instances EC2 reports ended (or no longer lists), reconciles
+every open job in full, and ends instances that outlived their lifetime.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from chalicelib.awsclient import AWSClient, ObjectMissing
+from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing, PreconditionFailed
 from chalicelib.exceptions import SubmissionRefused
+from chalicelib.jobstate.markers import OpenJob, OpenJobs, ended_instances
+from chalicelib.jobstate.reconcile import ENDED_JOB, Reconciler
+from chalicelib.jobstate.statusfile import finish_from_outside, finish_instance_dataset
+from chalicelib.monitor.statechange import close_instance, end_hook
 from chalicelib.paths import ObjectRef, group_of, job_name
-from chalicelib.progress import FINAL, finish_dataset, rewrite
 from chalicelib.records import DatasetState, JobRecord, JobState
 from chalicelib.submission import JOB_ID
 
-ENDED_JOB = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 REAPER_GRACE = timedelta(minutes=10)
+# DescribeInstances is eventually consistent: a just-launched instance may not be listed yet.
+VISIBILITY_GRACE = timedelta(minutes=5)
+ALL_STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")
+WRITE_CONCURRENCY = 16
 
 
 class CannotCancel(SubmissionRefused):
     """The job does not exist or has already ended."""
 
 
-def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str = "the user") -> int:
-    """Terminate the job's instances and mark whatever had not finished CANCELLED.
-
-    Returns how many instances were stopped; raises :class:`CannotCancel` with the reason.
-    """
+def _record(aws: AWSClient, bucket: str, prefix: str) -> JobRecord | None:
     try:
-        record = JobRecord.model_validate_json(aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
-    except ObjectMissing:
-        raise CannotCancel(f"There is no job at s3://{bucket}/{prefix}/ to cancel.") from None
+        return JobRecord.model_validate_json(aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
+    except (ObjectMissing, ValueError):
+        return None
+
+
+def _marker(record: JobRecord, bucket: str, prefix: str) -> OpenJob:
+    return OpenJob(folder=f"s3://{bucket}/{prefix}", submit_key=record.submit_key, group=record.group,
+                   job=prefix.rsplit("/", 1)[-1], instance_ids=record.instance_ids,
+                   instance_type=record.instance_type, launched=record.started)
+
+
+def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str = "the user",
+               logger: Any = None) -> int:
+    """Cancel a job: ``cancel.json``, its instances terminated, unfinished datasets CANCELLED, and
+    the job ended (CANCELLED, exactly once) by the reconciler. Returns how many instances it had;
+    raises :class:`CannotCancel` with the reason."""
+    record = _record(aws, bucket, prefix)
+    if record is None:
+        raise CannotCancel(f"There is no job at s3://{bucket}/{prefix}/ to cancel.")
     if record.state in ENDED_JOB:
         raise CannotCancel(f"Job {record.job_id} has already ended ({record.state.value}).")
-    job = prefix.rsplit("/", 1)[-1]
-    instances = aws.find_instances({"analysis": record.analysis, "group": record.group, "job": job})
-    aws.terminate([i.instance_id for i in instances])
+    try:
+        aws.put(bucket, f"{prefix}/logs/cancel.json", json.dumps({"by": by, "at": now.isoformat()}).encode(),
+                "application/json", if_none_match=True)
+    except PreconditionFailed:
+        pass  # cancelled before: finish what that cancel may not have
+    aws.terminate(record.instance_ids)
     reason = f"Cancelled by {by}."
-    for dataset in record.datasets.values():
-        if dataset.instance_id and dataset.state not in FINAL:
-            finish_dataset(aws.s3, f"s3://{bucket}/{prefix}", dataset.instance_id, DatasetState.CANCELLED, reason)
+    marker = _marker(record, bucket, prefix)
 
-    def cancelled(body: bytes | None) -> bytes | None:
-        if body is None:
-            return None
-        current = JobRecord.model_validate_json(body)
-        if current.state in ENDED_JOB and current.state is not JobState.FAILED:
-            return None
-        current.state, current.reason, current.finished, current.updated = JobState.CANCELLED, reason, now, now
-        return current.to_bytes()
+    def stop(dataset_and_instance: tuple[Any, str | None]) -> None:
+        dataset, instance_id = dataset_and_instance
+        if dataset is not None:
+            finish_from_outside(aws, bucket, dataset.status_key, DatasetState.CANCELLED, reason,
+                                input_key=dataset.input, instance=dataset.instance_id, at=now)
+        if instance_id is not None:
+            close_instance(aws, record.analysis, marker, instance_id, now, "terminated by a cancel")
 
-    rewrite(aws.s3, bucket, f"{prefix}/logs/job.json", cancelled)
-    return len(instances)
+    work = [(d, None) for d in record.datasets.values()] + [(None, i) for i in record.instance_ids]
+    with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY) as pool:
+        list(pool.map(stop, work))
+    Reconciler(aws, lambda: now, end_hook(aws, logger)).reconcile(marker.folder, refresh=True)
+    return len(record.instance_ids)
 
 
 def cancel_from_s3(aws: AWSClient, bucket: str, key: str, now: datetime) -> int:
@@ -67,20 +97,73 @@ def cancel_from_s3(aws: AWSClient, bucket: str, key: str, now: datetime) -> int:
     return cancel_job(aws, bucket, f"{group}/results/{job_name(bucket, job_id)}", now, by=f"the cancel file {key}")
 
 
-def reap(aws: AWSClient, bucket: str, now: datetime, grace: timedelta = REAPER_GRACE) -> list[str]:
-    """End every instance of the analysis that has outlived its ``Timeout`` tag plus ``grace``."""
-    reaped = []
-    for info in aws.find_instances({"analysis": bucket}, states=("pending", "running", "stopped")):
-        try:
-            lifetime = timedelta(minutes=float(info.tags.get("Timeout", "")))
-        except ValueError:
-            continue
-        if info.launch_time is None or now < info.launch_time + lifetime + grace:
-            continue
-        aws.terminate([info.instance_id])
-        if info.tags.get("jobfolder"):
-            finish_dataset(aws.s3, info.tags["jobfolder"], info.instance_id, DatasetState.TIMED_OUT,
-                           f"The instance outlived its lifetime of {lifetime.total_seconds() / 60:g} minutes and "
-                           "was stopped. Set a longer __duration__ in the parameter file if it needs more time.")
-        reaped.append(info.instance_id)
-    return reaped
+@dataclass
+class ReapReport:
+    """What one reaper pass did (for logs and tests)."""
+
+    overdue: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    jobs: dict[str, str] = field(default_factory=dict)
+
+
+def _lifetime(info: InstanceInfo) -> timedelta | None:
+    try:
+        return timedelta(minutes=float(info.tags.get("Timeout", "")))
+    except ValueError:
+        return None
+
+
+def reap(aws: AWSClient, bucket: str, now: datetime, *, resume: Callable[[str], object] | None = None,
+         logger: Any = None, postprocess: str = "", grace: timedelta = REAPER_GRACE,
+         open_jobs: OpenJobs | None = None) -> ReapReport:
+    """One pass of the reaper over analysis ``bucket`` (one DescribeInstances listing)."""
+    report = ReapReport()
+    listed = {i.instance_id: i for i in aws.find_instances({"analysis": bucket}, states=ALL_STATES)}
+    open_jobs = open_jobs or OpenJobs()
+    jobs = open_jobs.load(aws, bucket)
+    for info in listed.values():
+        lifetime = _lifetime(info)
+        if (info.state in ("pending", "running", "stopped") and lifetime is not None
+                and info.launch_time is not None and now >= info.launch_time + lifetime + grace):
+            report.overdue.append(info.instance_id)
+    if report.overdue:
+        aws.terminate(report.overdue)
+        _time_out(aws, bucket, report.overdue, listed, now, open_jobs)
+    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess))
+    for job in jobs:
+        job_bucket, job_prefix = job.location
+        if job.instance_ids:
+            ended = ended_instances(aws, job_bucket, job_prefix)
+            for instance_id in job.instance_ids:
+                if instance_id not in ended and _gone(listed.get(instance_id), job, now):
+                    how = "no longer listed by EC2" if instance_id not in listed else "found ended by the reaper"
+                    if close_instance(aws, bucket, job, instance_id, now, how):
+                        report.ended.append(instance_id)
+        outcome = reconciler.reconcile(job.folder, refresh=True)
+        report.jobs[job.job] = outcome.detail
+        record = outcome.record
+        if (outcome.state is JobState.QUEUED and record is not None and resume is not None
+                and (record.lease_expires is None or record.lease_expires <= now)):
+            resume(job.submit_key)
+            report.resumed.append(job.job)
+    return report
+
+
+def _gone(info: InstanceInfo | None, job: OpenJob, now: datetime) -> bool:
+    """Whether EC2 says the instance has ended (or, past the listing's lag, forgot it)."""
+    if info is None:
+        return job.launched is not None and now - job.launched > VISIBILITY_GRACE
+    return info.state in ("stopped", "terminated")
+
+
+def _time_out(aws: AWSClient, bucket: str, overdue: list[str], listed: dict[str, InstanceInfo], now: datetime,
+              open_jobs: OpenJobs) -> None:
+    """The datasets of instances ended for outliving their lifetime are TIMED OUT."""
+    for instance_id in overdue:
+        lifetime = _lifetime(listed[instance_id])
+        minutes = lifetime.total_seconds() / 60 if lifetime else 0
+        finish_instance_dataset(
+            aws, bucket, instance_id, DatasetState.TIMED_OUT,
+            f"The instance outlived its lifetime of {minutes:g} minutes and was stopped. "
+            "Set a longer __duration__ in the parameter file if it needs more time.", now, open_jobs)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from chalicelib import pricing
-from chalicelib.progress import rewrite
+from chalicelib.awsclient import AWSClient
+from chalicelib.jobstate.conditional import rewrite
 
 
 def active_key(instance_id: str) -> str:
@@ -26,15 +26,16 @@ def ledger_key(group: str) -> str:
     return f"logs/{group}/_spent.json"
 
 
-def add_to_ledger(s3: Any, bucket: str, group: str, dollars: float) -> None:
-    """Add to the group's total, so a budget check reads one object, not the whole history."""
+def add_to_ledger(aws: AWSClient, bucket: str, group: str, dollars: float) -> None:
+    """Add a job's actual cost to the group's total once the job has ended (only the writer of
+    its end.txt does), so a budget check reads one object, not the whole history."""
     def change(body: bytes | None) -> bytes:
         ledger = json.loads(body) if body else {"spent": 0.0, "records": 0}
         ledger["spent"] = round(float(ledger["spent"]) + dollars, 6)
         ledger["records"] = int(ledger["records"]) + 1
         return json.dumps(ledger).encode()
 
-    rewrite(s3, bucket, ledger_key(group), change)
+    rewrite(aws, bucket, ledger_key(group), change, "application/json")
 
 
 def spent_by(s3_object: bytes | None) -> float:
@@ -59,7 +60,6 @@ class CostRecord(BaseModel):
     group: str
     analysis: str
     job: str
-    jobfolder: str = ""
     instance_type: str
     hourly_price: float
     price_known: bool
@@ -69,10 +69,10 @@ class CostRecord(BaseModel):
     cost: float = 0.0
 
     @classmethod
-    def opened(cls, *, instance_id: str, tags: dict[str, str], instance_type: str, start: datetime) -> "CostRecord":
+    def opened(cls, *, instance_id: str, group: str, analysis: str, job: str, instance_type: str,
+               start: datetime) -> "CostRecord":
         price = pricing.hourly_price(instance_type)
-        return cls(instance_id=instance_id, group=tags.get("group", ""), analysis=tags.get("analysis", ""),
-                   job=tags.get("job", ""), jobfolder=tags.get("jobfolder", ""), instance_type=instance_type,
+        return cls(instance_id=instance_id, group=group, analysis=analysis, job=job, instance_type=instance_type,
                    hourly_price=price.hourly, price_known=price.known, start=start)
 
     def closed(self, end: datetime) -> "CostRecord":

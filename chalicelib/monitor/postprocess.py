@@ -11,7 +11,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.progress import rewrite
+from chalicelib.awsclient import AWSClient
+from chalicelib.jobstate.conditional import rewrite
 
 
 @dataclass(frozen=True)
@@ -39,5 +40,5 @@ def run_postprocess(spec: str, job: JobEnded, logger: Any) -> str:
     def append(body: bytes | None) -> bytes | None:
         return None if body is None else body + (line + "\n").encode()
 
-    rewrite(job.s3, job.bucket, f"{job.prefix}/logs/certificate.txt", append)
+    rewrite(AWSClient(job.s3, None, None), job.bucket, f"{job.prefix}/logs/certificate.txt", append)
     return line

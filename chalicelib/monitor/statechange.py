@@ -1,7 +1,9 @@
 """Keeping records true when an instance changes state (EventBridge, or the local runner).
 
-Every decision is made from what EC2 says now, not from the event alone, so duplicated and
-out-of-order events converge on the same records.
+The instance's job is found from the analysis's open-job markers (one listing; bodies cached by
+ETag across warm invocations), so an event for another analysis's instance costs one S3 listing
+and no EC2 call. Times come from the event, not the handler's clock. Every write is conditional
+or derived, so duplicated, late and reordered events converge on the same records.
 """
 
 from __future__ import annotations
@@ -10,136 +12,92 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib.awsclient import (
-    AWSClient,
-    InstanceInfo,
-    ObjectMissing,
-    PreconditionFailed,
-)
+from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
+from chalicelib.jobstate.markers import InstanceEnd, OpenJob, OpenJobs, record_end
+from chalicelib.jobstate.reconcile import EndHook, Reconciler
 from chalicelib.monitor.costs import CostRecord, active_key, add_to_ledger, history_key
 from chalicelib.monitor.postprocess import JobEnded, run_postprocess
 from chalicelib.paths import ObjectRef
-from chalicelib.progress import finish_dataset, rewrite, split_folder
-from chalicelib.records import DatasetState, JobRecord
+from chalicelib.records import JobRecord
 
 ENDED = ("stopped", "terminated")
-ENDING = ("stopping", "shutting-down", *ENDED)
+OPEN_JOBS = OpenJobs()  # shared by the invocations of a warm Lambda
+
+
+def _load(aws: AWSClient, bucket: str, key: str) -> CostRecord | None:
+    try:
+        return CostRecord.model_validate_json(aws.get_object(ObjectRef(bucket, key)).body)
+    except ObjectMissing:
+        return None
+
+
+def close_instance(aws: AWSClient, analysis_bucket: str, job: OpenJob, instance_id: str, at: datetime,
+                   how: str) -> bool:
+    """Record that one of the job's instances ended at ``at``: its cost record (CONTRACT section 1)
+    and the job's end marker, from one cost figure. Returns whether this call recorded it."""
+    bucket, prefix = job.location
+    history = _load(aws, analysis_bucket, history_key(job.group, instance_id))
+    if history is None:
+        active = _load(aws, analysis_bucket, active_key(instance_id))
+        opened = active or CostRecord.opened(
+            instance_id=instance_id, group=job.group, analysis=analysis_bucket, job=job.job,
+            instance_type=job.instance_type or "", start=job.launched or at)
+        closed = opened.closed(at)
+        try:
+            aws.put(analysis_bucket, history_key(job.group, instance_id), closed.to_bytes(), "application/json",
+                    if_none_match=True)
+        except PreconditionFailed:
+            return False  # a concurrent event recorded it; it writes the end marker too
+        if active is not None:
+            aws.delete(analysis_bucket, active_key(instance_id))
+        history = closed
+    # Written after the cost record (and again when a crash came between the two): same figures.
+    return record_end(aws, bucket, prefix, InstanceEnd(
+        instance_id=instance_id, ended=history.end or at, start=history.start, instance_type=history.instance_type,
+        hourly_price=history.hourly_price, cost=history.cost, how=how))
+
+
+def end_hook(aws: AWSClient, logger: Any, postprocess: str = "") -> EndHook:
+    """What the writer of a job's end.txt does, once: post-processing, then the group's ledger."""
+    def ended(record: JobRecord, bucket: str, prefix: str, cost: float) -> None:
+        if postprocess:
+            run_postprocess(postprocess, JobEnded(aws.s3, bucket, prefix, cost), logger)
+        add_to_ledger(aws, record.analysis, record.group, cost)
+
+    return ended
 
 
 class InstanceMonitor:
     """Applies instance state changes to one analysis's cost records and jobs."""
 
     def __init__(self, aws: AWSClient, bucket: str, clock: Callable[[], datetime], logger: Any,
-                 postprocess: str = "") -> None:
+                 postprocess: str = "", open_jobs: OpenJobs = OPEN_JOBS) -> None:
         self.aws, self.bucket, self.clock, self.logger = aws, bucket, clock, logger
-        self.postprocess = postprocess
+        self.open_jobs = open_jobs
+        self.reconciler = Reconciler(aws, clock, end_hook(aws, logger, postprocess))
 
-    def handle(self, instance_id: str) -> str:
+    def handle(self, instance_id: str, state: str, at: datetime | None = None) -> str:
         """Bring the records of ``instance_id`` up to date; returns what was done (for logs)."""
-        info = self.aws.describe(instance_id)
-        if info is None or info.tags.get("analysis") != self.bucket or "group" not in info.tags:
-            return "ignored: not an instance of this analysis"
-        if info.state == "running":
-            return self._opened(info)
-        if info.state in ENDING:
-            done = self._closed(info)
-            if info.state in ENDED:
-                self._finish_dataset(info)
-                done += "; " + self._maybe_end_job(info)
-            return done
-        return f"nothing to do in state {info.state}"
+        job = self.open_jobs.holding(self.aws, self.bucket, instance_id)
+        if job is None:
+            return "ignored: not an instance of an open job of this analysis"
+        at = at or self.clock()
+        if state == "running":
+            return self._opened(job, instance_id, at)
+        if state not in ENDED:
+            return f"nothing to do in state {state}"
+        closed = close_instance(self.aws, self.bucket, job, instance_id, at, f"{state} event")
+        outcome = self.reconciler.reconcile(job.folder)
+        return f"{'recorded as stopped' if closed else 'already recorded as stopped'}; {outcome.detail}"
 
-    def _load(self, key: str) -> tuple[CostRecord, str] | None:
+    def _opened(self, job: OpenJob, instance_id: str, at: datetime) -> str:
+        if _load(self.aws, self.bucket, history_key(job.group, instance_id)) is not None:
+            return "already recorded as stopped"  # the running event came after the end
+        record = CostRecord.opened(instance_id=instance_id, group=job.group, analysis=self.bucket, job=job.job,
+                                   instance_type=job.instance_type or "", start=at)
         try:
-            stored = self.aws.get_object(ObjectRef(self.bucket, key))
-        except ObjectMissing:
-            return None
-        return CostRecord.model_validate_json(stored.body), stored.etag
-
-    def _opened(self, info: InstanceInfo) -> str:
-        record = CostRecord.opened(instance_id=info.instance_id, tags=info.tags, instance_type=info.instance_type,
-                                   start=info.launch_time or self.clock())
-        try:
-            self.aws.put(self.bucket, active_key(info.instance_id), record.to_bytes(), "application/json",
+            self.aws.put(self.bucket, active_key(instance_id), record.to_bytes(), "application/json",
                          if_none_match=True)
         except PreconditionFailed:
             return "already recorded as running"
         return "recorded as running"
-
-    def _closed(self, info: InstanceInfo) -> str:
-        group = info.tags["group"]
-        active = self._load(active_key(info.instance_id))
-        history = self._load(history_key(group, info.instance_id))
-        now = self.clock()
-        if active is None:
-            if history is not None:
-                return "already recorded as stopped"
-            # The running event never came (or came late): the launch time is the start.
-            opened = CostRecord.opened(instance_id=info.instance_id, tags=info.tags,
-                                       instance_type=info.instance_type, start=info.launch_time or now)
-            closed = opened.closed(now)
-        else:
-            closed = active[0].closed(now)
-            if history is not None:  # stopped before, started again: one record, several periods
-                closed = closed.model_copy(update={"periods": [*history[0].periods, *closed.periods]})
-                closed = closed.model_copy(update={"cost": round(sum(p.hours for p in closed.periods)
-                                                                 * closed.hourly_price, 6)})
-        try:
-            self.aws.put(self.bucket, history_key(group, info.instance_id), closed.to_bytes(), "application/json",
-                         if_none_match=history is None, if_match=history[1] if history else None)
-        except PreconditionFailed:
-            return "already recorded as stopped (by a concurrent event)"
-        # Only the writer that won the record adds to the group's total, so it is counted once.
-        add_to_ledger(self.aws.s3, self.bucket, group, closed.cost - (history[0].cost if history else 0.0))
-        self.aws.delete(self.bucket, active_key(info.instance_id))
-        return f"recorded as stopped (${closed.cost:.4f})"
-
-    def _finish_dataset(self, info: InstanceInfo) -> None:
-        folder = info.tags.get("jobfolder")
-        if folder:
-            finish_dataset(self.aws.s3, folder, info.instance_id, DatasetState.FAILED,
-                           "The instance stopped before its dataset reported a result. Submit it again; "
-                           "if it keeps happening, contact the analysis developer.")
-
-    def _maybe_end_job(self, info: InstanceInfo) -> str:
-        tags = {k: info.tags[k] for k in ("analysis", "group", "job") if k in info.tags}
-        siblings = self.aws.find_instances(tags, states=("pending", "running", "stopping", "stopped",
-                                                        "shutting-down", "terminated"))
-        if any(s.state not in ENDED for s in siblings):
-            return "job still has running instances"
-        folder = info.tags.get("jobfolder")
-        if not folder:
-            return "no job folder tag"
-        bucket, prefix = split_folder(folder)
-        cost = sum(self._cost_of(info.tags["group"], s.instance_id) for s in siblings)
-        now = self.clock()
-        try:
-            self.aws.put(bucket, f"{prefix}/process_results/end.txt",
-                         f"finished {now.isoformat()}\nactual cost ${cost:.4f}\n".encode(), if_none_match=True)
-        except PreconditionFailed:
-            return "end.txt already written"
-        self._record_cost(bucket, prefix, cost, now)
-        done = f"job ended: end.txt written, actual cost ${cost:.4f}"
-        if self.postprocess:
-            done += "; " + run_postprocess(self.postprocess, JobEnded(self.aws.s3, bucket, prefix, cost), self.logger)
-        return done
-
-    def _cost_of(self, group: str, instance_id: str) -> float:
-        loaded = self._load(history_key(group, instance_id))
-        return loaded[0].cost if loaded else 0.0
-
-    def _record_cost(self, bucket: str, prefix: str, cost: float, now: datetime) -> None:
-        def record(body: bytes | None) -> bytes | None:
-            if body is None:
-                return None
-            job = JobRecord.model_validate_json(body)
-            job.actual_cost, job.updated = round(cost, 4), now
-            return job.to_bytes()
-
-        def certificate(body: bytes | None) -> bytes | None:
-            if body is None or b"ACTUAL COST:" in body:
-                return None
-            return body + f"ACTUAL COST: ${cost:.4f} (every instance of the job has stopped)\n".encode()
-
-        rewrite(self.aws.s3, bucket, f"{prefix}/logs/job.json", record)
-        rewrite(self.aws.s3, bucket, f"{prefix}/logs/certificate.txt", certificate)

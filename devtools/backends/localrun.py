@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.progress import FINAL
+from chalicelib.jobstate.statusfile import FINAL
 from chalicelib.records import DatasetState
 from devtools.state import RunRecord
 

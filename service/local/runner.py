@@ -16,10 +16,12 @@ import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from chalicelib.progress import finish_dataset
+from chalicelib.awsclient import AWSClient
+from chalicelib.jobstate.statusfile import finish_instance_dataset
 from chalicelib.records import DatasetState
 from service.local.instances import Launched, LocalEC2
 from service.local.layout import boot_environment, last_lines, lay_out, localise
@@ -68,10 +70,16 @@ class InstanceRunner:
         """Mark datasets whose instances were running when the stack last stopped as FAILED."""
         lost = self.journal.unfinished()
         for instance_id, entry in lost.items():
-            finish_dataset(self.s3, entry.get("jobfolder", ""), instance_id, DatasetState.FAILED,
+            self._finish(entry.get("analysis", ""), instance_id, DatasetState.FAILED,
                          "The local stack stopped while this dataset was running. Submit it again.")
             self.journal.set(instance_id, state="terminated", ended="stack stopped")
         return len(lost)
+
+    def _finish(self, analysis: str, instance_id: str, state: DatasetState, reason: str) -> None:
+        """Give the instance's dataset a final state unless it reported one (found via the open-job markers)."""
+        if analysis:
+            finish_instance_dataset(AWSClient(self.s3, None, None), analysis, instance_id, state, reason,
+                                    datetime.now(timezone.utc))
 
     def start(self) -> None:
         self.thread.start()
@@ -93,7 +101,7 @@ class InstanceRunner:
                         self.seen.add(launched.instance_id)
                         self.ec2.set_state(launched.instance_id, "pending")
                         self.journal.set(launched.instance_id, state="pending",
-                                         jobfolder=launched.tags.get("jobfolder", ""))
+                                         analysis=launched.tags.get("analysis", ""))
                         self.pool.submit(self._run_safely, launched)
             except Exception as error:  # the endpoint going away while stopping, for one
                 if not self.stopping.is_set():
@@ -142,7 +150,7 @@ class InstanceRunner:
             except subprocess.TimeoutExpired:
                 _kill_group(process)
                 outcome = "timed out"
-                finish_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.TIMED_OUT,
+                self._finish(launched.tags.get("analysis", ""), launched.instance_id, DatasetState.TIMED_OUT,
                              f"The analysis ran past its lifetime of {launched.lifetime_minutes:g} minutes and "
                              "was stopped. Set a longer __duration__ in the parameter file if it needs more time.")
             finally:
@@ -156,7 +164,7 @@ class InstanceRunner:
             return
         if outcome != "timed out":
             tail = last_lines(directory / "console.log")
-            finish_dataset(self.s3, launched.tags.get("jobfolder", ""), launched.instance_id, DatasetState.FAILED,
+            self._finish(launched.tags.get("analysis", ""), launched.instance_id, DatasetState.FAILED,
                          f"The instance ended ({outcome}) without reporting a result. Last output: {tail}")
         self._end(launched, outcome)
 

@@ -33,6 +33,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "neurocaas-local", "AWS_SECRET_ACCESS_KEY": 
 REGION = "us-east-1"
 SUBMIT_SUFFIX = "submit.json"
 HANDLER_CONCURRENCY = 4
+REAPER_SECONDS = 2.0  # on AWS the reaper runs every 5 minutes; here a job's end shows in seconds
 CANCEL_SUFFIX = "cancel.json"
 
 
@@ -118,6 +119,7 @@ class LocalStack:
         self.runner.start()
         self._spawn(self._poll_submissions, "submit-events")
         self._spawn(self._snapshot_periodically, "snapshots")
+        self._spawn(self._reap_periodically, "reaper")
         return self
 
     def stop(self) -> None:
@@ -249,6 +251,20 @@ class LocalStack:
             chalice_app.on_instance_state(event, None)
         except Exception as error:
             self.options.log(f"instance state handler failed: {error}")
+
+    def _reap_periodically(self) -> None:
+        """The scheduled reaper, through the same Chalice handler as on AWS."""
+        import app as chalice_app
+
+        while not self.stopping.wait(REAPER_SECONDS):
+            event = {"version": "0", "id": "local-reaper", "detail-type": "Scheduled Event", "source": "aws.events",
+                     "account": "123456789012", "time": datetime.now(timezone.utc).isoformat(), "region": REGION,
+                     "resources": [], "detail": {}}
+            try:
+                chalice_app.reaper(event, None)
+            except Exception as error:
+                if not self.stopping.is_set():
+                    self.options.log(f"reaper: {error}")
 
     def _snapshot_periodically(self) -> None:
         while not self.stopping.wait(self.options.snapshot_seconds):
