@@ -99,7 +99,9 @@ def test_the_whole_developer_loop(stack: LocalStack, blueprint: Path, tmp_path: 
     assert "STEP 2/4 (Validation): DONE" in certificate and "development instance" in certificate
     assert "| STATUS: SUCCESS |" in certificate
     record = json.loads(read(stack, f"{prefix}/logs/job.json"))
-    assert record["state"] == "SUCCEEDED" and record["instance_ids"] == [instance.instance_id]
+    # The development instance outlives the job: the job waits for no instance, only its datasets.
+    assert record["state"] == "SUCCEEDED" and record["instance_ids"] == []
+    assert {d["instance_id"] for d in record["datasets"].values()} == {instance.instance_id}
     assert "analysing dev1.bin" in dev.job_output()["dev1.bin"]["stdout"]
     assert dev.check_running()  # the command's power-off ended the run, not the instance
 

@@ -64,13 +64,13 @@ def test_a_launch_refused_part_way_stops_every_instance_already_started(uploaded
 def test_an_s3_error_after_launch_stops_the_instances_and_fails_the_job(uploaded, monkeypatch) -> None:
     real_put = AWSClient.put
 
-    def status_writes_fail(self, bucket, key, body, *args, **kwargs):
-        if "_STATUS.txt" in key:
+    def launch_record_fails(self, bucket, key, body, *args, **kwargs):
+        if key.startswith("logs/open/") and b'"instance_ids":[]' not in body:
             from chalicelib.awsclient import _failure
             raise _failure(f"writing s3://{bucket}/{key}", error("InternalError", "PutObject"))
         return real_put(self, bucket, key, body, *args, **kwargs)
 
-    monkeypatch.setattr(AWSClient, "put", status_writes_fail)
+    monkeypatch.setattr(AWSClient, "put", launch_record_fails)
 
     result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
 

@@ -20,7 +20,7 @@ def test_a_restart_keeps_every_object_and_fails_interrupted_jobs(tmp_path: Path)
         second.deploy(load_blueprint(BLUEPRINT))
         s3 = second.client("s3")
         assert s3.get_object(Bucket=BUCKET, Key="lab/inputs/kept.bin")["Body"].read() == b"precious"
-        record = Job(second, "r1").record()
+        record = wait_for(lambda: (r := Job(second, "r1").record())["state"] != "RUNNING" and r)
         assert record["state"] == "FAILED"
         status = json.loads(Job(second, "r1").read("logs/DATASET_NAME:kept.bin_STATUS.txt"))
         assert "local stack stopped while this dataset was running" in status["reason"]

@@ -63,6 +63,7 @@ class InstanceRunner:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.seen: set[str] = set()
         self.terminated_elsewhere: set[str] = set()
+        self.lost: dict[str, str] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="instance-runner", daemon=True)
 
@@ -73,6 +74,8 @@ class InstanceRunner:
             self._finish(entry.get("analysis", ""), instance_id, DatasetState.FAILED,
                          "The local stack stopped while this dataset was running. Submit it again.")
             self.journal.set(instance_id, state="terminated", ended="stack stopped")
+            # EC2 forgot it with the last stop: its end is reported once its analysis is served again.
+            self.lost[instance_id] = entry.get("analysis", "")
         return len(lost)
 
     def _finish(self, analysis: str, instance_id: str, state: DatasetState, reason: str) -> None:
@@ -95,6 +98,10 @@ class InstanceRunner:
     def _poll(self) -> None:
         while not self.stopping.wait(self.poll_seconds):
             try:
+                served = self.analyses()
+                for instance_id in [i for i, analysis in self.lost.items() if analysis in served]:
+                    del self.lost[instance_id]
+                    self.on_state(instance_id, "terminated")
                 self._end_terminated()
                 for launched in self.ec2.launched(self.analyses()):
                     if launched.instance_id not in self.seen:
