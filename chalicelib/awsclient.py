@@ -172,6 +172,14 @@ class AWSClient:
             raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
         return objects, folders
 
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> list[str]:
+        """One page of keys under ``prefix`` after ``start_after``, in order (one request)."""
+        try:
+            page = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=max_keys)
+        except (ClientError, BotoCoreError) as error:
+            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
+        return [o["Key"] for o in page.get("Contents", ())]
+
     def delete(self, bucket: str, key: str) -> None:
         try:
             self.s3.delete_object(Bucket=bucket, Key=key)

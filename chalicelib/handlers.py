@@ -81,6 +81,7 @@ def reset() -> None:
     _installed.clear()
     release(HandlerEnvironment())
     _aws.cache_clear()
+    _sqs.cache_clear()
 
 
 def handle_submit_event(bucket: str, key: str) -> Result | None:

@@ -19,6 +19,9 @@ from chalicelib.paths import ObjectRef
 
 OPEN_PREFIX = "logs/open/"
 READ_CONCURRENCY = 16
+PROBE_PAGE = 50  # keys per page when looking for the first instance that has not ended
+_verified: dict[tuple[str, str], int] = {}  # (bucket, job prefix) -> sorted ids known ended (never undone)
+_verified_lock = threading.Lock()
 
 
 def split_folder(folder: str) -> tuple[str, str]:
@@ -128,3 +131,29 @@ def ended_instances(aws: AWSClient, bucket: str, job_prefix: str) -> set[str]:
     """The ids of the job's instances that have an end marker (one listing)."""
     listed, _ = aws.list_objects(bucket, end_prefix(job_prefix))
     return {o.key.rsplit("/", 1)[-1].removesuffix(".json") for o in listed}
+
+
+def first_running(aws: AWSClient, bucket: str, job_prefix: str, instance_ids: list[str]) -> str | None:
+    """The first of the job's instances (in key order) without an end marker, None when all have one.
+
+    End markers are listed in key order in small pages from the last instance known ended (end
+    markers are never deleted, so a warm Lambda's knowledge stays true): while instances end in
+    any order, each event costs about one small listing instead of reading every marker so far.
+    """
+    ordered = sorted(set(instance_ids))
+    with _verified_lock:
+        done = _verified.get((bucket, job_prefix), 0)
+    prefix = end_prefix(job_prefix)
+    while done < len(ordered):
+        page = aws.list_page(bucket, prefix, end_key(job_prefix, ordered[done - 1]) if done else "", PROBE_PAGE)
+        present = {k.removeprefix(prefix).removesuffix(".json") for k in page}
+        start = done
+        while done < len(ordered) and ordered[done] in present:
+            done += 1
+        with _verified_lock:
+            _verified[(bucket, job_prefix)] = max(done, _verified.get((bucket, job_prefix), 0))
+        if done < len(ordered) and (done - start < len(page) or len(page) < PROBE_PAGE):
+            return ordered[done]  # a key after the gap, or the listing ran out: this one has no marker
+        if done == start:
+            return ordered[done]
+    return None

@@ -19,7 +19,14 @@ from chalicelib.awsclient import AWSClient, ListedObject, ObjectMissing, Precond
 from chalicelib.certificate import actual_cost_line, dataset_line, dataset_names, replace_dataset_block
 from chalicelib.jobstate import statusfile
 from chalicelib.jobstate.conditional import rewrite
-from chalicelib.jobstate.markers import InstanceEnd, delete_open, end_key, ended_instances, split_folder
+from chalicelib.jobstate.markers import (
+    InstanceEnd,
+    delete_open,
+    end_key,
+    ended_instances,
+    first_running,
+    split_folder,
+)
 from chalicelib.jobstate.statusfile import FINAL
 from chalicelib.paths import ObjectRef
 from chalicelib.records import DatasetRecord, DatasetState, JobRecord, JobState
@@ -59,10 +66,15 @@ class Reconciler:
     def __init__(self, aws: AWSClient, clock: Callable[[], datetime], on_end: EndHook | None = None) -> None:
         self.aws, self.clock, self.on_end = aws, clock, on_end
 
-    def reconcile(self, folder: str, refresh: bool = False) -> Reconciled:
-        """Bring the job at ``folder`` up to date. Without ``refresh`` (the monitor's cheap path)
-        nothing is read beyond one listing while some instance of the job has not ended."""
+    def reconcile(self, folder: str, refresh: bool = False, instance_ids: list[str] | None = None) -> Reconciled:
+        """Bring the job at ``folder`` up to date. Without ``refresh`` (the monitor's cheap path,
+        given the job's ``instance_ids`` from its open marker) nothing is read beyond one small
+        listing while some instance of the job has not ended."""
         bucket, prefix = split_folder(folder)
+        if instance_ids and not refresh:
+            waiting = first_running(self.aws, bucket, prefix, instance_ids)
+            if waiting is not None:
+                return Reconciled(JobState.RUNNING, f"instance {waiting} (at least) still running")
         try:
             record = JobRecord.model_validate_json(self.aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
         except ObjectMissing:

@@ -36,21 +36,21 @@ def close_instance(aws: AWSClient, analysis_bucket: str, job: OpenJob, instance_
     """Record that one of the job's instances ended at ``at``: its cost record (CONTRACT section 1)
     and the job's end marker, from one cost figure. Returns whether this call recorded it."""
     bucket, prefix = job.location
-    history = _load(aws, analysis_bucket, history_key(job.group, instance_id))
-    if history is None:
-        active = _load(aws, analysis_bucket, active_key(instance_id))
-        opened = active or CostRecord.opened(
-            instance_id=instance_id, group=job.group, analysis=analysis_bucket, job=job.job,
-            instance_type=job.instance_type or "", start=job.launched or at)
-        closed = opened.closed(at)
-        try:
-            aws.put(analysis_bucket, history_key(job.group, instance_id), closed.to_bytes(), "application/json",
-                    if_none_match=True)
-        except PreconditionFailed:
-            return False  # a concurrent event recorded it; it writes the end marker too
-        if active is not None:
-            aws.delete(analysis_bucket, active_key(instance_id))
-        history = closed
+    active = _load(aws, analysis_bucket, active_key(instance_id))
+    opened = active or CostRecord.opened(
+        instance_id=instance_id, group=job.group, analysis=analysis_bucket, job=job.job,
+        instance_type=job.instance_type or "", start=job.launched or at)
+    history: CostRecord | None = opened.closed(at)
+    try:
+        aws.put(analysis_bucket, history_key(job.group, instance_id), history.to_bytes(), "application/json",
+                if_none_match=True)
+    except PreconditionFailed:
+        # Recorded before (a duplicate or late event): the end marker gets that record's figures.
+        history = _load(aws, analysis_bucket, history_key(job.group, instance_id))
+        if history is None:
+            return False
+    if active is not None:
+        aws.delete(analysis_bucket, active_key(instance_id))
     # Written after the cost record (and again when a crash came between the two): same figures.
     return record_end(aws, bucket, prefix, InstanceEnd(
         instance_id=instance_id, ended=history.end or at, start=history.start, instance_type=history.instance_type,
@@ -87,7 +87,7 @@ class InstanceMonitor:
         if state not in ENDED:
             return f"nothing to do in state {state}"
         closed = close_instance(self.aws, self.bucket, job, instance_id, at, f"{state} event")
-        outcome = self.reconciler.reconcile(job.folder)
+        outcome = self.reconciler.reconcile(job.folder, instance_ids=job.instance_ids)
         return f"{'recorded as stopped' if closed else 'already recorded as stopped'}; {outcome.detail}"
 
     def _opened(self, job: OpenJob, instance_id: str, at: datetime) -> str:
