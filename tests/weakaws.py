@@ -7,7 +7,7 @@
   its termination (about an hour on AWS).
 - :class:`EventBus`: EventBridge state-change events dropped, duplicated and reordered.
 - :class:`AsyncInvoker`: Lambda's asynchronous invocation: a failed (or crashed) invocation is
-  retried about 1 and 3 minutes later, then sent to the on-failure destination.
+  retried 1 minute, then 2 minutes later, then sent to the on-failure destination.
 
 Time is a :class:`FakeClock` the test advances; nothing here sleeps except the scaled latency.
 """
@@ -166,7 +166,7 @@ class EventBus:
     def emit(self, instance_id: str, state: str, at: datetime) -> None:
         self.pending.append(StateEvent(instance_id, state, at))
 
-    def deliver(self, handler: Callable[[StateEvent], Any], workers: int = int(__import__("os").environ.get("BUS_WORKERS", "16"))) -> list[Any]:
+    def deliver(self, handler: Callable[[StateEvent], Any], workers: int = 16) -> list[Any]:
         """Deliver everything pending, concurrently (as concurrent Lambda invocations)."""
         rng = random.Random(self.seed)
         batch: list[StateEvent] = []
@@ -188,13 +188,13 @@ class Crash(BaseException):
 
 @dataclass
 class AsyncInvoker:
-    """Lambda's asynchronous invocation of one function: retries ~1 and ~3 minutes after a
+    """Lambda's asynchronous invocation of one function: retries 1 and then 2 minutes after a
     failure, then the event goes to ``on_failure`` (the on-failure destination)."""
 
     clock: FakeClock
     handler: Callable[[dict[str, Any]], Any]
     on_failure: Callable[[dict[str, Any]], None]
-    retry_after: tuple[float, ...] = (60.0, 180.0)
+    retry_after: tuple[float, ...] = (60.0, 120.0)  # "one minute ..., two minutes" (Lambda docs)
     scheduled: list[tuple[datetime, int, dict[str, Any]]] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
 

@@ -12,4 +12,4 @@ class JobStateError(Exception):
 
 
 class NoJobRecord(JobStateError):
-    """The folder has no readable job.json."""
+    """The folder has no job.json, or one that is not a job record."""

@@ -19,6 +19,7 @@ from chalicelib.awsclient import AWSClient, ListedObject, ObjectMissing, Precond
 from chalicelib.certificate import actual_cost_line, dataset_line, dataset_names, replace_dataset_block
 from chalicelib.jobstate import statusfile
 from chalicelib.jobstate.conditional import rewrite
+from chalicelib.jobstate.errors import NoJobRecord
 from chalicelib.jobstate.markers import (
     InstanceEnd,
     delete_open,
@@ -76,11 +77,9 @@ class Reconciler:
             if waiting is not None:
                 return Reconciled(JobState.RUNNING, f"instance {waiting} (at least) still running")
         try:
-            record = JobRecord.model_validate_json(self.aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
-        except ObjectMissing:
-            return Reconciled(None, "no job record")
-        except ValueError:
-            return Reconciled(None, "job.json is not a job record")
+            record = statusfile.load_record(self.aws, bucket, prefix)
+        except NoJobRecord as error:
+            return Reconciled(None, error.message)
         if record.state is JobState.QUEUED:
             return Reconciled(record.state, "queued", record=record)
         ended = ended_instances(self.aws, bucket, prefix)

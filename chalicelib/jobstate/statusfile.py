@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
+from chalicelib.jobstate.errors import NoJobRecord
 from chalicelib.jobstate.markers import OpenJobs
 from chalicelib.paths import ObjectRef
 from chalicelib.records import DatasetState, JobRecord
@@ -101,6 +102,16 @@ def finish_from_outside(aws: AWSClient, bucket: str, key: str, state: DatasetSta
     return False, document
 
 
+def load_record(aws: AWSClient, bucket: str, prefix: str) -> JobRecord:
+    """The job's job.json; :class:`NoJobRecord` when there is none (or it is not one)."""
+    try:
+        return JobRecord.model_validate_json(aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
+    except ObjectMissing:
+        raise NoJobRecord(f"There is no job at s3://{bucket}/{prefix}/.") from None
+    except ValueError:
+        raise NoJobRecord(f"s3://{bucket}/{prefix}/logs/job.json is not a job record.") from None
+
+
 def finish_instance_dataset(aws: AWSClient, analysis_bucket: str, instance_id: str, state: DatasetState,
                             reason: str, at: datetime, open_jobs: OpenJobs | None = None) -> bool:
     """Finish from outside the dataset run by ``instance_id`` (found through the analysis's
@@ -110,8 +121,8 @@ def finish_instance_dataset(aws: AWSClient, analysis_bucket: str, instance_id: s
         return False
     bucket, prefix = job.location
     try:
-        record = JobRecord.model_validate_json(aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
-    except (ObjectMissing, ValueError):
+        record = load_record(aws, bucket, prefix)
+    except NoJobRecord:
         return False
     wrote = False
     for dataset in record.datasets.values():

@@ -18,7 +18,8 @@ from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing, Precond
 from chalicelib.exceptions import SubmissionRefused
 from chalicelib.jobstate.markers import OpenJob, OpenJobs, ended_instances
 from chalicelib.jobstate.reconcile import ENDED_JOB, Reconciler
-from chalicelib.jobstate.statusfile import finish_from_outside, finish_instance_dataset
+from chalicelib.jobstate.errors import NoJobRecord
+from chalicelib.jobstate.statusfile import finish_from_outside, finish_instance_dataset, load_record
 from chalicelib.monitor.statechange import close_instance, end_hook
 from chalicelib.paths import ObjectRef, group_of, job_name
 from chalicelib.records import DatasetState, JobRecord, JobState
@@ -35,13 +36,6 @@ class CannotCancel(SubmissionRefused):
     """The job does not exist or has already ended."""
 
 
-def _record(aws: AWSClient, bucket: str, prefix: str) -> JobRecord | None:
-    try:
-        return JobRecord.model_validate_json(aws.get_object(ObjectRef(bucket, f"{prefix}/logs/job.json")).body)
-    except (ObjectMissing, ValueError):
-        return None
-
-
 def _marker(record: JobRecord, bucket: str, prefix: str) -> OpenJob:
     return OpenJob(folder=f"s3://{bucket}/{prefix}", submit_key=record.submit_key, group=record.group,
                    job=prefix.rsplit("/", 1)[-1], instance_ids=record.instance_ids,
@@ -53,9 +47,10 @@ def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str 
     """Cancel a job: ``cancel.json``, its instances terminated, unfinished datasets CANCELLED, and
     the job ended (CANCELLED, exactly once) by the reconciler. Returns how many instances it had;
     raises :class:`CannotCancel` with the reason."""
-    record = _record(aws, bucket, prefix)
-    if record is None:
-        raise CannotCancel(f"There is no job at s3://{bucket}/{prefix}/ to cancel.")
+    try:
+        record = load_record(aws, bucket, prefix)
+    except NoJobRecord as error:
+        raise CannotCancel(f"{error.message} Nothing to cancel.") from None
     if record.state in ENDED_JOB:
         raise CannotCancel(f"Job {record.job_id} has already ended ({record.state.value}).")
     try:
