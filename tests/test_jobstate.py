@@ -282,3 +282,26 @@ def test_a_submission_makes_a_constant_number_of_s3_requests(analysis, count: in
     assert result.outcome is Outcome.STARTED
     assert len(calls) <= 12, calls
     assert "HeadObject" not in calls and not any(k.endswith("_STATUS.txt") for k in analysis.keys())
+
+
+def test_the_cheap_check_finds_the_first_instance_without_an_end_marker(analysis) -> None:
+    from chalicelib.jobstate.markers import PROBE_PAGE, end_key, first_running
+
+    ids = sorted(f"i-{n:017x}" for n in range(3 * PROBE_PAGE + 7))
+    prefix = "lab/results/job__x_probe"
+    calls: list[str] = []
+    analysis.s3.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.append("list"))
+    bucket = analysis.settings.bucket_name
+    ended = set(random.Random(2).sample(ids, len(ids) - 3))
+    for instance_id in ended:
+        analysis.put(end_key(prefix, instance_id), b"{}")
+
+    assert first_running(analysis.aws, bucket, prefix, ids) == min(set(ids) - ended)
+    for instance_id in sorted(set(ids) - ended)[:-1]:
+        analysis.put(end_key(prefix, instance_id), b"{}")
+    calls.clear()
+    assert first_running(analysis.aws, bucket, prefix, ids) == max(set(ids) - ended)
+    assert len(calls) <= 4  # from where the last check stopped, not from the start
+    analysis.put(end_key(prefix, max(set(ids) - ended)), b"{}")
+    assert first_running(analysis.aws, bucket, prefix, ids) is None
+    assert first_running(analysis.aws, bucket, prefix, [*ids, "i-fffffffffffffffff"]) == "i-fffffffffffffffff"

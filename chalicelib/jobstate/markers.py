@@ -8,6 +8,7 @@ once (``IfNoneMatch``) with the time and cost the cost records got.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -20,7 +21,8 @@ from chalicelib.paths import ObjectRef
 OPEN_PREFIX = "logs/open/"
 READ_CONCURRENCY = 16
 PROBE_PAGE = 50  # keys per page when looking for the first instance that has not ended
-_verified: dict[tuple[str, str], int] = {}  # (bucket, job prefix) -> sorted ids known ended (never undone)
+# (bucket, job prefix) -> the last instance id (in key order) up to which every one has ended
+_verified: dict[tuple[str, str], str] = {}
 _verified_lock = threading.Lock()
 
 
@@ -142,7 +144,10 @@ def first_running(aws: AWSClient, bucket: str, job_prefix: str, instance_ids: li
     """
     ordered = sorted(set(instance_ids))
     with _verified_lock:
-        done = _verified.get((bucket, job_prefix), 0)
+        last = _verified.get((bucket, job_prefix))
+    done = bisect.bisect_right(ordered, last) if last is not None else 0
+    if done and ordered[done - 1] != last:
+        done = 0  # a different job in the same folder (a refusal's folder reused): start over
     prefix = end_prefix(job_prefix)
     while done < len(ordered):
         page = aws.list_page(bucket, prefix, end_key(job_prefix, ordered[done - 1]) if done else "", PROBE_PAGE)
@@ -150,10 +155,9 @@ def first_running(aws: AWSClient, bucket: str, job_prefix: str, instance_ids: li
         start = done
         while done < len(ordered) and ordered[done] in present:
             done += 1
-        with _verified_lock:
-            _verified[(bucket, job_prefix)] = max(done, _verified.get((bucket, job_prefix), 0))
+        if done:
+            with _verified_lock:
+                _verified[(bucket, job_prefix)] = ordered[done - 1]
         if done < len(ordered) and (done - start < len(page) or len(page) < PROBE_PAGE):
             return ordered[done]  # a key after the gap, or the listing ran out: this one has no marker
-        if done == start:
-            return ordered[done]
     return None
