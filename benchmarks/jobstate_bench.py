@@ -41,11 +41,16 @@ from chalicelib.monitor.statechange import InstanceMonitor  # noqa: E402
 from tests.weakaws import EventBus, FakeClock, LaggingEC2, LatentClient, StateEvent  # noqa: E402
 
 REQUESTS_TARGET = 14  # constant in N; 12 when Service Quotas is not readable (issue 17 asks ~12)
-ENDINGS: list[str] = []
+ENDINGS: list[str] = []  # filled in the importable module (post-processing imports it by name)
 
 
 def count_ending(job: object) -> None:
     ENDINGS.append(str(getattr(job, "prefix", "")))
+
+
+def endings() -> list[str]:
+    import benchmarks.jobstate_bench as named  # not __main__: the module POSTPROCESS names
+    return named.ENDINGS
 
 
 def submission(n: int) -> dict[str, object]:
@@ -65,7 +70,7 @@ def submission(n: int) -> dict[str, object]:
     return {"n": n, "outcome": result.outcome.value, "calls": calls, "wall": wall, "moto": moto, "bare": bare}
 
 
-def finishing(n: int, low: float, high: float, workers: int) -> dict[str, object]:
+def finishing(n: int, low: float, high: float, workers: int, drop: float) -> dict[str, object]:
     with account(n, "readable", warm=False) as acct:
         result = acct.manager.handle_submit(BUCKET, SUBMIT_KEY)
         record = result.record
@@ -77,7 +82,7 @@ def finishing(n: int, low: float, high: float, workers: int) -> dict[str, object
         aws = AWSClient(slow, ec2, acct.manager.aws.ssm)
         rng = random.Random(5)
         failing = set(rng.sample(sorted(record.datasets), max(1, n // 100)))
-        bus = EventBus(drop=0.05, duplicate=0.1, seed=3)
+        bus = EventBus(drop=drop, duplicate=0.1, seed=3)
         written: dict[str, str] = {}
         lock = threading.Lock()
 
@@ -111,7 +116,7 @@ def finishing(n: int, low: float, high: float, workers: int) -> dict[str, object
                 last.update(seconds=time.perf_counter() - begun, ended="a monitor event")
             return outcome
 
-        ENDINGS.clear()
+        endings().clear()
         bus.deliver(deliver, workers=workers)
         monitor_requests = sum(slow.calls.values())
         clock.advance(120)
@@ -122,7 +127,7 @@ def finishing(n: int, low: float, high: float, workers: int) -> dict[str, object
         total = time.perf_counter() - started
         final = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{record_prefix(result)}/logs/job.json")["Body"].read())
         lost = sum(final["datasets"][label]["state"] != state for label, state in written.items())
-        return {"n": n, "lost": lost, "endings": len(ENDINGS), "state": final["state"],
+        return {"n": n, "lost": lost, "endings": len(endings()), "state": final["state"],
                 "requests": dict(slow.calls), "monitor_requests": monitor_requests, "dropped": len(bus.dropped),
                 "reaped": len(report.ended), "ended_by": last["ended"], "last_handler": last["seconds"],
                 "total": total, "cost": final["actual_cost"]}
@@ -142,7 +147,7 @@ def main() -> int:
     ok = True
     print("Requests per submission (handle_submit only; warm clients; quota readable)")
     print(f"{'N':>5} {'S3':>4} {'EC2':>4} {'SSM+quotas':>10} {'total':>5} {'wall s':>7} {'moto s':>7}  by operation")
-    for n in (int(x) for x in args.sizes.split(",")):
+    for n in (int(x) for x in args.sizes.split(",") if x):
         r = submission(n)
         calls: Counter[str] = Counter()
         for (service, _), count in r["calls"].items():  # type: ignore[union-attr]
@@ -156,19 +161,23 @@ def main() -> int:
             print(f"      the same run: one bare 1000-instance RunInstances took moto {r['bare']:.2f} s "
                   f"(handler/bare = {r['wall'] / r['bare']:.2f})")
     low, high = (float(x) for x in args.latency.split(","))
-    f = finishing(args.instances, low, high, args.workers)
-    requests = f["requests"]
+    for drop in (0.05, 0.0):
+        ok &= report_finishing(finishing(args.instances, low, high, args.workers, drop), low, high, args.workers)
+    print("\nAll targets met." if ok else "\nA target was missed.")
+    return 0 if ok else 1
+
+
+def report_finishing(f: dict[str, object], low: float, high: float, workers: int) -> bool:
+    requests: dict[str, int] = f["requests"]  # type: ignore[assignment]
     print(f"\n{f['n']} instances finishing within 60 s, {low * 1000:.0f}-{high * 1000:.0f} ms per S3 request, "
-          f"{args.workers} concurrent handlers, {f['dropped']} of the events dropped, 10 % duplicated, shuffled:")
+          f"{workers} concurrent handlers, {f['dropped']} of the events dropped, 10 % duplicated, shuffled:")
     print(f"  lost updates: {f['lost']}; end.txt written {f['endings']} time(s); job {f['state']}, "
           f"actual cost ${f['cost']:.4f}")
-    print(f"  S3 requests by the monitors: {f['monitor_requests']} = {f['monitor_requests'] / f['n']:.1f} per finished "
+    print(f"  S3 requests by the monitors: {f['monitor_requests']} = {f['monitor_requests'] / f['n']:.1f} per finished "  # type: ignore[operator]
           f"dataset; with the reaper pass: {sum(requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(requests.items()))})")
     print(f"  ended by {f['ended_by']} ({f['reaped']} instance end(s) recorded by the reaper); that handler took "
           f"{f['last_handler']:.1f} s; everything {f['total']:.0f} s")
-    ok &= f["lost"] == 0 and f["endings"] == 1
-    print("\nAll targets met." if ok else "\nA target was missed.")
-    return 0 if ok else 1
+    return f["lost"] == 0 and f["endings"] == 1
 
 
 if __name__ == "__main__":

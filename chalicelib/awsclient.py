@@ -20,7 +20,9 @@ from chalicelib.exceptions import AWSFailure
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import RootVolume
 
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=5, read_timeout=30)
+# Up to 32 requests in flight: the reconciler reads a 1000-dataset job's files 32 at a time.
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=5, read_timeout=30,
+                 max_pool_connections=32)
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
 ADVICE = {

@@ -33,7 +33,7 @@ from chalicelib.paths import ObjectRef
 from chalicelib.records import DatasetRecord, DatasetState, JobRecord, JobState
 
 ENDED_JOB = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
-READ_CONCURRENCY = 16
+READ_CONCURRENCY = 32  # within the client's connection pool (awsclient.RETRIES)
 LOST_INSTANCE = ("The instance stopped before its dataset reported a result. Submit it again; "
                  "if it keeps happening, contact the analysis developer.")
 
