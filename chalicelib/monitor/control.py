@@ -127,22 +127,35 @@ def reap(aws: AWSClient, bucket: str, now: datetime, *, resume: Callable[[str], 
         _time_out(aws, bucket, report.overdue, listed, now, open_jobs)
     reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess))
     for job in jobs:
-        job_bucket, job_prefix = job.location
-        if job.instance_ids:
-            ended = ended_instances(aws, job_bucket, job_prefix)
-            for instance_id in job.instance_ids:
-                if instance_id not in ended and _gone(listed.get(instance_id), job, now):
-                    how = "no longer listed by EC2" if instance_id not in listed else "found ended by the reaper"
-                    if close_instance(aws, bucket, job, instance_id, now, how):
-                        report.ended.append(instance_id)
-        outcome = reconciler.reconcile(job.folder, refresh=True)
-        report.jobs[job.job] = outcome.detail
-        record = outcome.record
-        if (outcome.state is JobState.QUEUED and record is not None and resume is not None
-                and (record.lease_expires is None or record.lease_expires <= now)):
-            resume(job.submit_key)
-            report.resumed.append(job.job)
+        try:
+            _reap_job(aws, bucket, job, listed, now, reconciler, resume, report)
+        except Exception:  # one broken job must not stop the pass for the others
+            if logger is not None:
+                logger.exception("reaper: could not reconcile a job", extra={"job": job.folder})
     return report
+
+
+def _reap_job(aws: AWSClient, bucket: str, job: OpenJob, listed: dict[str, InstanceInfo], now: datetime,
+              reconciler: Reconciler, resume: Callable[[str], object] | None, report: ReapReport) -> None:
+    """Record the ends EC2 shows (or forgot) for one open job, reconcile it, resume it if stale."""
+    job_bucket, job_prefix = job.location
+    if job.instance_ids:
+        ended = ended_instances(aws, job_bucket, job_prefix)
+        gone = [i for i in job.instance_ids if i not in ended and _gone(listed.get(i), job, now)]
+
+        def close(instance_id: str) -> bool:
+            how = "no longer listed by EC2" if instance_id not in listed else "found ended by the reaper"
+            return close_instance(aws, bucket, job, instance_id, now, how)
+
+        with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY) as pool:
+            report.ended += [i for i, closed in zip(gone, pool.map(close, gone)) if closed]
+    outcome = reconciler.reconcile(job.folder, refresh=True)
+    report.jobs[job.job] = outcome.detail
+    record = outcome.record
+    if (outcome.state is JobState.QUEUED and record is not None and resume is not None
+            and (record.lease_expires is None or record.lease_expires <= now)):
+        resume(job.submit_key)
+        report.resumed.append(job.job)
 
 
 def _gone(info: InstanceInfo | None, job: OpenJob, now: datetime) -> bool:
