@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import posixpath
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chalicelib import agent
 
@@ -59,18 +60,25 @@ def _pack(raw: bytes) -> str:
     return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode()
 
 
+def _name(dataset: str) -> str:
+    """A dataset's name as the boot script computes it: the last part of its key."""
+    return posixpath.basename(dataset.rstrip("/"))
+
+
 def pack_rows(rows: Sequence[tuple[str, str, str]]) -> str:
-    """The (dataset, config, status key) table as base64 of gzip of NUL-separated fields."""
-    return _pack(b"".join("".join(f"{field}\0" for field in row).encode() for row in rows))
+    """The (dataset, config, label) table as base64 of gzip of NUL-separated fields; a label equal
+    to the dataset's name is left empty (the script derives it), which keeps rows short."""
+    return _pack(b"".join(
+        f"{dataset}\0{config}\0{'' if label == _name(dataset) else label}\0".encode() for dataset, config, label in rows))
 
 
 def unpack_table(user_data: str) -> list[tuple[str, str, str]]:
-    """The (dataset, config, status key) table carried by a boot script (for inspection and tests)."""
+    """The (dataset, config, label) table carried by a boot script (for inspection and tests)."""
     packed = re.search(r"mapfile -d '' -t rows < <\(printf '%s' '?([A-Za-z0-9+/=]+)'? \| base64 -d", user_data)
     if packed is None:
         raise ValueError("not a NeuroCAAS boot script")
     fields = gzip.decompress(base64.b64decode(packed.group(1))).decode().split("\0")[:-1]
-    return list(zip(fields[0::3], fields[1::3], fields[2::3]))
+    return [(d, c, label or _name(d)) for d, c, label in zip(fields[0::3], fields[1::3], fields[2::3])]
 
 
 def unpack_rows(user_data: str) -> list[tuple[str, str]]:
@@ -114,10 +122,12 @@ def render(
     lifetime_minutes: int,
     job: str,
     log_uri: str,
+    status_key: Callable[[str], str],
 ) -> str:
-    """The user data for one launch batch; ``rows[i]`` (dataset, config, status key in the job
-    folder's bucket) is for the instance with launch index i."""
+    """The user data for one launch batch; ``rows[i]`` (dataset, config, dataset label) is for the
+    instance with launch index i; ``status_key(label)`` is its status file in the job folder's bucket."""
     q = shlex.quote
+    key_head, _, key_tail = status_key("\0").partition("\0")
     job_bucket, _, log_prefix = log_uri.removeprefix("s3://").partition("/")
     uri = f"s3://{bucket}/{agent.artifact_key()}"
     return f"""#!/bin/bash
@@ -142,12 +152,14 @@ export NEUROCAAS_BUCKET={q(bucket)}
 export NEUROCAAS_RESULTPATH={q(result_argument)}
 export NEUROCAAS_DATASET="${{rows[$((3 * index))]}}"
 export NEUROCAAS_CONFIG="${{rows[$((3 * index + 1))]}}"
-export NEUROCAAS_STATUS_KEY="${{rows[$((3 * index + 2))]}}"
 export NEUROCAAS_JOB={q(job)}
+name="${{NEUROCAAS_DATASET%/}}"
+name="${{name##*/}}"
+label="${{rows[$((3 * index + 2))]:-$name}}"
+export NEUROCAAS_STATUS_KEY={q(key_head)}"$label"{q(key_tail)}
 log_dir="${{NEUROCAAS_LOG_DIR:-/var/log/neurocaas}}"
 mkdir -p "$log_dir"
-name="${{NEUROCAAS_DATASET%/}}"
-log="$log_dir/${{name##*/}}-$index.log"
+log="$log_dir/$name-$index.log"
 : >>"$log"
 {unpack_core()}
 # After the command (or instead of it): the final state from the exit code unless the dataset has

@@ -76,10 +76,11 @@ def boot(user_data: str, home: Path, endpoint: str, index: int = 0, **extra: str
 
 
 def render(command: str, rows: list[tuple[str, str, str]] | None = None, bucket: str = ANALYSIS) -> str:
-    rows = rows or [(f"{GROUP}/inputs/a.bin", f"{GROUP}/configs/c.json", f"{JOB}/logs/DATASET_NAME:a.bin_STATUS.txt")]
+    rows = rows or [(f"{GROUP}/inputs/a.bin", f"{GROUP}/configs/c.json", "a.bin")]
     return bootscript.render(command=command, bucket=bucket, result_argument=f"results/job__{ANALYSIS}_1",
                              rows=rows, lifetime_minutes=5, job=f"job__{ANALYSIS}_1",
-                             log_uri=f"s3://{bucket}/{JOB}/internal_ec2_logs")
+                             log_uri=f"s3://{bucket}/{JOB}/internal_ec2_logs",
+                             status_key=lambda label: f"{JOB}/logs/DATASET_NAME:{label}_STATUS.txt")
 
 
 def status(s3: Any, dataset: str = "a.bin", bucket: str = ANALYSIS) -> dict[str, Any]:
@@ -257,4 +258,14 @@ def test_the_script_sets_its_lifetime_and_shuts_down(uploaded) -> None:
     assert user_data.rstrip().endswith("neurocaas_end $?")
     assert len(user_data.encode()) < bootscript.USER_DATA_LIMIT
     assert os.linesep == "\n"
-    assert bootscript.unpack_table(user_data)[0][2].endswith("/logs/DATASET_NAME:a.tif_STATUS.txt")
+    assert bootscript.unpack_table(user_data)[0][2] == "a.tif"
+
+
+def test_an_ensemble_member_reports_under_its_own_label(s3: Any, endpoint: str, tmp_path: Path) -> None:
+    rows = [(f"{GROUP}/inputs/a.bin", f"{GROUP}/configs/c.json", "a.bin"),
+            (f"{GROUP}/inputs/a.bin", f"{GROUP}/configs/c-2.json", "a.bin-member2")]
+    user_data = render("exit 0", rows)
+    assert bootscript.unpack_table(user_data) == rows
+    boot(user_data, tmp_path / "home", endpoint, index=1)
+    assert status(s3, "a.bin-member2")["status"] == "SUCCESS"
+    assert not keys(s3, f"{JOB}/logs/DATASET_NAME:a.bin_STATUS.txt")
