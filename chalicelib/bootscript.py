@@ -177,7 +177,7 @@ neurocaas_end() {{
   shutdown -h now
   exit "$1"
 }}
-trap 'neurocaas_end 143' TERM
+trap 'neurocaas_end 143 "The instance was powered off before its dataset reported a final state."' TERM
 command -v python3 >/dev/null 2>&1 || neurocaas_end 127
 {install_agent(bucket, log='"$log"', on_failure=f"neurocaas_end 1 {q(INSTALL_FAILED.format(version=agent.VERSION, uri=uri))}")}
 # The command runs from a clean shell: none of this script's options, and a `#` in it ends there.

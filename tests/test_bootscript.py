@@ -269,3 +269,12 @@ def test_an_ensemble_member_reports_under_its_own_label(s3: Any, endpoint: str, 
     boot(user_data, tmp_path / "home", endpoint, index=1)
     assert status(s3, "a.bin-member2")["status"] == "SUCCESS"
     assert not keys(s3, f"{JOB}/logs/DATASET_NAME:a.bin_STATUS.txt")
+
+
+def test_a_power_off_before_any_report_still_ends_the_dataset(s3: Any, endpoint: str, tmp_path: Path) -> None:
+    """The command powers the machine off (the local stack's poweroff signals the whole instance)."""
+    boot(render("echo about to stop; kill -TERM 0; sleep 30"), tmp_path / "home", endpoint)
+    reported = status(s3)
+    assert reported["status"] == "FAILED"
+    assert reported["reason"] == "The instance was powered off before its dataset reported a final state."
+    assert keys(s3, f"{JOB}/internal_ec2_logs/")
