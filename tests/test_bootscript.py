@@ -278,3 +278,25 @@ def test_a_power_off_before_any_report_still_ends_the_dataset(s3: Any, endpoint:
     assert reported["status"] == "FAILED"
     assert reported["reason"] == "The instance was powered off before its dataset reported a final state."
     assert keys(s3, f"{JOB}/internal_ec2_logs/")
+
+
+def test_an_image_with_another_version_gets_the_expected_one(s3: Any, endpoint: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".neurocaas").mkdir(parents=True)
+    (home / agent.HOME_PATH).write_bytes(b"#!/usr/bin/env python3\nprint('an older agent')\n")
+    done = boot(render("true"), home, endpoint)
+    assert done.returncode == 0, done.stderr
+    assert (home / agent.HOME_PATH).read_bytes() == agentfile.artifact()
+    assert status(s3)["status"] == "SUCCESS"
+
+
+def test_without_credentials_the_instance_says_why_and_stops_at_once(s3: Any, endpoint: str, tmp_path: Path) -> None:
+    """Nothing can be written to S3 then: the console (stderr) carries the reason, and the instance
+    stops at once, so the monitor ends the dataset instead of waiting for the lifetime."""
+    started = time.monotonic()
+    done = boot(render('touch "$HOME/ran"'), tmp_path / "home", endpoint, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+    assert time.monotonic() - started < 60
+    assert "no AWS credentials" in done.stderr
+    assert "shutdown -h now" in (tmp_path / "home-power.log").read_text()
+    assert not (tmp_path / "home" / "ran").exists()
+    assert not keys(s3, f"{JOB}/logs/")
