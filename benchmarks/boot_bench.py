@@ -61,7 +61,8 @@ def boot_once(endpoint: str, s3: object, baked: bool) -> tuple[float, str]:
         (shims / "shutdown").write_text("#!/bin/sh\nexit 0\n")
         (shims / "shutdown").chmod(0o755)
         script = Path(folder) / "user-data.sh"
-        script.write_text(user_data([("lab/inputs/a.bin", "lab/configs/c.json", "a.bin")]))
+        script.write_text(user_data([("lab/inputs/a.bin", "lab/configs/c.json", "a.bin")]).replace(
+            bootscript.IMAGE_HOME, str(home)))
         env = {"PATH": f"{shims}:/usr/bin:/bin", "HOME": str(home), "NEUROCAAS_LAUNCH_INDEX": "0",
                "NEUROCAAS_LOG_DIR": f"{folder}/logs", "AWS_ENDPOINT_URL": endpoint, **{
                    k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",

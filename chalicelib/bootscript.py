@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 
 from chalicelib import agent
 
+# The home of the image's user, where NeuroCAAS images keep everything (the local stack maps it).
+IMAGE_HOME = "/home/ubuntu"
 USER_DATA_LIMIT = 16 * 1024
 INSTALL_FAILED = (
     "The NeuroCAAS remote side {version} is not on this image and could not be installed from {uri} "
@@ -95,9 +97,10 @@ def unpack_core() -> str:
 def install_agent(bucket: str, *, log: str, on_failure: str) -> str:
     """Shell that makes ``$agent`` the remote side this job manager expects: the image's own if its
     SHA-256 matches, else the analysis bucket's (checked the same way); then adds NeuroCAAS's script
-    folder if the image has none. Needs ``$kit/core.py`` (:func:`unpack_core`) and ``$HOME``."""
+    folder if the image has none. Both live in the image's home, whatever ``$HOME`` the script got.
+    Needs ``$kit/core.py`` (:func:`unpack_core`)."""
     q = shlex.quote
-    return f"""agent="$HOME/{agent.HOME_PATH}"
+    return f"""agent={IMAGE_HOME}/{agent.HOME_PATH}
 neurocaas_agent_ok() {{ printf '%s  %s\\n' {agent.SHA256} "$1" | sha256sum -c --status 2>/dev/null; }}
 if ! neurocaas_agent_ok "$agent"; then
   echo "NeuroCAAS: installing the remote side {agent.VERSION} from s3://{bucket}/{agent.artifact_key()}" >>{log}
@@ -110,7 +113,7 @@ if ! neurocaas_agent_ok "$agent"; then
   fi
 fi
 export NEUROCAAS_AGENT="$agent"
-python3 "$agent" install-scripts "$HOME" >>{log} 2>&1"""
+python3 "$agent" install-scripts {IMAGE_HOME} >>{log} 2>&1"""
 
 
 def render(
@@ -135,7 +138,7 @@ def render(
 set -u
 # The instance ends itself after its lifetime even if the analysis hangs.
 shutdown -h +{int(lifetime_minutes)} >/dev/null 2>&1 &
-export HOME="${{HOME:-/home/ubuntu}}"
+export HOME="${{HOME:-{IMAGE_HOME}}}"
 neurocaas_imds() {{
   [ "${{AWS_EC2_METADATA_DISABLED:-}}" = true ] && return 1
   local token

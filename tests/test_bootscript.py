@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib import agent, bootscript
 from service import agentfile
+from service.local.layout import localise
 from tests.conftest import FIXTURES, GROUP, submit_doc
 
 HOSTILE = f"{GROUP}/inputs/my data \"quoted\" 'single' $(touch PWNED) `touch PWNED2`; touch PWNED3 $HOME.tif"
@@ -53,7 +54,7 @@ def s3(endpoint: str) -> Any:
 
 def boot(user_data: str, home: Path, endpoint: str, index: int = 0, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run a boot script as a bare instance would: stock tools only on PATH (not this project's
-    venv), shutdown/poweroff recorded, S3 at ``endpoint``."""
+    venv), shutdown/poweroff recorded, S3 at ``endpoint``, ``home`` as the image's home."""
     shims = home.parent / f"{home.name}-shims"
     shims.mkdir(exist_ok=True)
     for name in ("shutdown", "poweroff"):
@@ -69,8 +70,9 @@ def boot(user_data: str, home: Path, endpoint: str, index: int = 0, **extra: str
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true", **extra,
     }
+    env = {name: value for name, value in env.items() if value}  # an empty value: unset, as cloud-init leaves HOME
     script = home.parent / f"{home.name}-user-data.sh"
-    script.write_text(user_data)
+    script.write_text(localise(user_data, home))  # the image's /home/ubuntu is this folder, as the runner does
     return subprocess.run(["bash", str(script)], cwd=home, env=env, capture_output=True, text=True, timeout=120,
                           start_new_session=True)
 
@@ -242,7 +244,7 @@ def test_the_command_runs_from_a_clean_shell_with_home_and_region(s3: Any, endpo
     command = ('printf "%s|%s|%s|%s|%s" "$-" "$HOME" "$AWS_REGION" "$AWS_DEFAULT_REGION" "$NEVER_SET" '
                '> "$HOME/env.txt" # a comment, as hand-written NeuroCAAS commands have "{}"')
     home = tmp_path / "home"
-    done = boot(render(command), home, endpoint)
+    done = boot(render(command), home, endpoint, HOME="")  # cloud-init gives user data no HOME
     assert done.returncode == 0, done.stderr
     options, exported_home, region, default_region, unset = (home / "env.txt").read_text().split("|")
     assert "u" not in options and "e" not in options

@@ -67,7 +67,7 @@ def watchdog_user_data(bucket: str) -> str:
         f"printf '%s' {_b64(LIFETIME_CHECK)} | base64 -d > {WATCHDOG}\n"
         f"chmod 755 {WATCHDOG}\n"
         f"echo '* * * * * root {WATCHDOG}' > /etc/cron.d/neurocaas-dev-lifetime\n"
-        "export HOME=/home/ubuntu\n"
+        f"export HOME={bootscript.IMAGE_HOME}\n"
         f"{bootscript.unpack_core()}\n"
         f"{bootscript.install_agent(bucket, log=baked_log, on_failure=f'echo NeuroCAAS dev: no remote side baked >>{baked_log}')}\n"
         'chown -R ubuntu:ubuntu "$HOME/.neurocaas" "$HOME/neurocaas_remote" 2>/dev/null\n'
