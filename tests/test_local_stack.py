@@ -88,6 +88,9 @@ def test_a_neurocaas_style_job_runs_to_success_with_results(stack: LocalStack) -
     }
     certificate = job.read("logs/certificate.txt")
     assert certificate.count("| STATUS: SUCCESS |") == 2 and "(finished)" in certificate
+    # The image holds no remote side: each instance installed it from the bucket, as on EC2.
+    boot_log = wait_for(lambda: _read_or_none(job, "internal_ec2_logs/one.bin-0.log"))
+    assert "installing the remote side" in boot_log
     assert "analysing one.bin" in job.read("internal_ec2_logs/one.bin.log")
     wait_for(lambda: instance_states(stack, "ok1") == ["terminated", "terminated"])
 
