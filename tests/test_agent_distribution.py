@@ -18,7 +18,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from chalicelib import agent, paths, progress
+from chalicelib import agent, paths
+from chalicelib.jobstate.statusfile import ALIASES, FINAL
 from chalicelib.records import DatasetState
 from neurocaas_agent import __version__, build, core, install
 
@@ -66,7 +67,10 @@ def test_the_job_manager_copies_agree_with_the_agent() -> None:
     assert agent.SHA256 == build.sha256(), "update SHA256 in chalicelib/agent.py (see its docstring)"
     assert agent.HOME_PATH == install.AGENT_PATH
     assert core.STATUS_FILE.format("x.bin") == paths.status_file_name("x.bin")
-    assert set(core.FINAL) == {state.value for state in progress.FINAL}
+    assert set(core.FINAL) == {state.value for state in FINAL}
+    for spelling, state in [*ALIASES.items(), ("success", DatasetState.SUCCESS), ("Timed_Out", DatasetState.TIMED_OUT)]:
+        assert core.is_final(spelling) == (state in FINAL), spelling
+    assert not core.is_final(None) and not core.is_final(["FAILED"])
     assert (core.SUCCESS, core.FAILED) == (DatasetState.SUCCESS.value, DatasetState.FAILED.value)
 
 

@@ -33,6 +33,8 @@ RETRIED_STATUSES = (500, 502, 503, 504)
 STATUS_FILE = "DATASET_NAME:{}_STATUS.txt"
 SUCCESS, FAILED = "SUCCESS", "FAILED"
 FINAL = ("SUCCESS", "FAILED", "CANCELLED", "TIMED OUT")
+# Final states as other remote scripts spell them (chalicelib/jobstate/statusfile.py reads them alike).
+FINAL_SPELLINGS = FINAL + ("SUCCEEDED", "COMPLETED", "FAILURE", "ERROR", "CANCELED", "TIMEDOUT", "TIMEOUT")
 TAIL_LINES = 20
 Body = Union[bytes, IO[bytes]]
 
@@ -219,6 +221,11 @@ def _error(error: urllib.error.HTTPError) -> S3Error:
         return S3Error(error.code, str(error.code), error.reason)
 
 
+def is_final(status: Any) -> bool:
+    """Whether a status file's ``status`` is a final state, however a remote script spelled it."""
+    return " ".join(str(status or "").replace("_", " ").upper().split()) in FINAL_SPELLINGS
+
+
 def utcnow() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
@@ -243,7 +250,7 @@ def finalize(client: Client, bucket: str, key: str, code: int, log: str, input_k
         current, condition = {}, {"If-None-Match": "*"}
     except ValueError:
         current, condition = {}, {}
-    if isinstance(current, dict) and current.get("status") in FINAL:
+    if isinstance(current, dict) and is_final(current.get("status")):
         return False
     try:
         with open(log, errors="replace") as source:
