@@ -165,13 +165,13 @@ def _batches(
     """Split the work into as few launch requests as the user-data size limit allows."""
     home = settings.bucket_name
     location = submission.location
-    rows = [(inp.argument(home), cfg.argument(home)) for _, inp, cfg, _, _ in work]
+    rows = [(inp.argument(home), cfg.argument(home), label) for label, inp, cfg, _, _ in work]
 
-    def script(chunk: Sequence[tuple[str, str]]) -> str:
+    def script(chunk: Sequence[tuple[str, str, str]]) -> str:
         return bootscript.render(
             command=settings.command, bucket=home, result_argument=location.result_argument,
             rows=chunk, lifetime_minutes=lifetime, job=job,
-            log_uri=f"s3://{location.bucket}/{location.ec2_logs}",
+            log_uri=f"s3://{location.bucket}/{location.ec2_logs}", status_key=location.status,
         )
 
     chunks: list[tuple[int, int]] = []

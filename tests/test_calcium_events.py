@@ -37,13 +37,13 @@ def default_run(dataset: tuple[Path, Path], tmp_path_factory: pytest.TempPathFac
 
 
 def script_environment(data: Path, config: Path, outdir: Path) -> dict[str, str]:
-    """What remote/main.py exports, with this interpreter's bin first on PATH (as the local runner does)."""
+    """What the remote side (neurocaas_agent.run) exports, with this interpreter's bin first on PATH (as the local runner does)."""
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "bucketname": "calcium-events", "groupdir": "lab", "dataname": data.name, "configname": config.name,
         "inputpath": f"lab/inputs/{data.name}", "configpath": f"lab/configs/{config.name}",
-        "resultdir": "lab/results/job__calcium-events_1", "processdir": "lab/results/job__calcium-events_1/process_results",
+        "resultdir": "results/job__calcium-events_1", "processdir": "results/job__calcium-events_1/process_results",
         "localdatapath": str(data), "localconfigpath": str(config), "localoutdir": str(outdir),
     }
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from chalicelib import agent
 from service.deploy import naming
 from service.deploy.exceptions import DeployError
 from tests.deploy_support import Account, changing, recorded_calls, snapshot
@@ -39,7 +41,10 @@ def test_deploy_makes_what_the_issue_asks_for(account: Account) -> None:
     s3, iam, ssm = account.clients("s3"), account.clients("iam"), account.clients("ssm")
 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="spikes-test")["Contents"]]
-    assert sorted(keys) == sorted(f"{g}/{f}/" for g in ("alab", "blab") for f in naming.GROUP_FOLDERS)
+    assert sorted(keys) == sorted([*(f"{g}/{f}/" for g in ("alab", "blab") for f in naming.GROUP_FOLDERS),
+                                   agent.artifact_key()])
+    body = s3.get_object(Bucket="spikes-test", Key=agent.artifact_key())["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == agent.SHA256  # what the boot script will accept
     assert all(s3.get_public_access_block(Bucket="spikes-test")["PublicAccessBlockConfiguration"].values())
     rules = s3.get_bucket_encryption(Bucket="spikes-test")["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"

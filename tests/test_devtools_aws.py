@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from chalicelib import bootscript
+from chalicelib import agent, bootscript
 from chalicelib.blueprint import load_blueprint
 from devtools import DevToolsError, NeuroCAASAMI
 from devtools.backends.aws import AwsBackend
@@ -97,6 +97,9 @@ def test_launch_uses_the_account_settings_and_ends_itself(dev: NeuroCAASAMI) -> 
     user_data = base64.b64decode(ec2.describe_instance_attribute(
         InstanceId=instance.instance_id, Attribute="userData")["UserData"]["Value"]).decode()
     assert base64.b64encode(LIFETIME_CHECK.encode()).decode() in user_data and "/etc/cron.d/" in user_data
+    # The remote side is baked in as a job's boot script would fetch it (same shell, same checksum).
+    assert agent.artifact_key() in user_data and agent.SHA256 in user_data and 'HOME=/home/ubuntu' in user_data
+    assert subprocess.run(["bash", "-n"], input=user_data.encode(), capture_output=True).returncode == 0
     assert instance.address == item["PublicIpAddress"] and dev.ip == instance.address
 
     assert dev.get_lifetime().minutes == 45 and 44 < dev.get_lifetime().remaining_minutes <= 45

@@ -14,7 +14,7 @@ def test_a_restart_keeps_every_object_and_fails_interrupted_jobs(tmp_path: Path)
     with LocalStack(options(tmp_path)) as first:
         first.deploy(load_blueprint(BLUEPRINT))
         job = submit(first, "r1", "hang", {"kept.bin": b"precious"}, __duration__=600)
-        wait_for(lambda: (r := job.record()) and r["datasets"].get("kept.bin", {}).get("state") == "IN PROGRESS")
+        wait_for(lambda: job.reported("kept.bin") == "IN PROGRESS")
 
     with LocalStack(options(tmp_path)) as second:
         second.deploy(load_blueprint(BLUEPRINT))

@@ -43,6 +43,13 @@ class Job:
         except self.s3.exceptions.NoSuchKey:
             return None
 
+    def reported(self, dataset: str) -> str | None:
+        """The state the dataset's instance reported in its status file (the only object it writes)."""
+        try:
+            return json.loads(self.read(f"logs/DATASET_NAME:{dataset}_STATUS.txt"))["status"]
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
     def finished(self, seconds: float = 30) -> dict[str, Any]:
         return wait_for(lambda: (r := self.record()) and r["state"] in ("SUCCEEDED", "FAILED") and r, seconds)
 
@@ -77,10 +84,13 @@ def test_a_neurocaas_style_job_runs_to_success_with_results(stack: LocalStack) -
     assert variables == {
         "bucketname": BUCKET, "inputpath": "lab/inputs/one.bin", "configpath": "lab/configs/ok1.json",
         "dataname": "one.bin", "configname": "ok1.json", "groupdir": "lab",
-        "resultdir": job.prefix, "processdir": f"{job.prefix}/process_results",
+        "resultdir": f"results/job__{BUCKET}_ok1", "processdir": f"results/job__{BUCKET}_ok1/process_results",
     }
     certificate = job.read("logs/certificate.txt")
     assert certificate.count("| STATUS: SUCCESS |") == 2 and "(finished)" in certificate
+    # The image holds no remote side: each instance installed it from the bucket, as on EC2.
+    boot_log = wait_for(lambda: _read_or_none(job, "internal_ec2_logs/one.bin-0.log"))
+    assert "installing the remote side" in boot_log
     assert "analysing one.bin" in job.read("internal_ec2_logs/one.bin.log")
     wait_for(lambda: instance_states(stack, "ok1") == ["terminated", "terminated"])
 
@@ -167,7 +177,7 @@ def test_the_runner_feeds_the_monitor_cost_records_and_end_txt(stack: LocalStack
 
 def test_a_cancel_file_in_s3_cancels_a_running_job(stack: LocalStack) -> None:
     job = submit(stack, "cancel1", "hang", {"long.bin": b"x"}, __duration__=600)
-    wait_for(lambda: (r := job.record()) and r["datasets"].get("long.bin", {}).get("state") == "IN PROGRESS")
+    wait_for(lambda: job.reported("long.bin") == "IN PROGRESS")
 
     stack.client("s3").put_object(Bucket=BUCKET, Key="lab/submissions/stop_cancel.json",
                                   Body=json.dumps({"timestamp": "cancel1"}).encode())

@@ -118,7 +118,7 @@ class AwsBackend:
         group = "SecurityGroupIds" if account.security_group.startswith("sg-") else "SecurityGroups"
         params: dict[str, Any] = {
             "ImageId": request.ami, "InstanceType": request.instance_type, "MinCount": 1, "MaxCount": 1,
-            "KeyName": account.key_name, group: [account.security_group], "UserData": watchdog_user_data(),
+            "KeyName": account.key_name, group: [account.security_group], "UserData": watchdog_user_data(request.blueprint.name),
             "InstanceInitiatedShutdownBehavior": "stop", "TagSpecifications": launch_tags(request),
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "InstanceMetadataTags": "enabled"},
         }

@@ -151,7 +151,7 @@ class LocalBackend:
                              "MaxCount": 1, "InstanceInitiatedShutdownBehavior": "stop",
                              "TagSpecifications": launch_tags(request)})
         try:
-            lay_out(self._dir(item["InstanceId"]), folder)
+            lay_out(self._dir(item["InstanceId"]), folder, develop=True)
             watchdog.spawn(self._dir(item["InstanceId"]), item["InstanceId"], self.minute_seconds, self.environment)
         except OSError as error:
             self.ec2.terminate(item["InstanceId"])

@@ -10,6 +10,7 @@ import base64
 import re
 import shlex
 
+from chalicelib import bootscript
 from service.local.layout import SHIMS
 
 WATCHDOG = "/usr/local/sbin/neurocaas-dev-lifetime"
@@ -56,13 +57,21 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def watchdog_user_data() -> str:
-    """User data that installs the lifetime check; the instance's shutdown behaviour is ``stop``."""
+def watchdog_user_data(bucket: str) -> str:
+    """User data that installs the lifetime check (the instance's shutdown behaviour is ``stop``)
+    and bakes the remote side into /home/ubuntu from the analysis bucket, exactly as a job's boot
+    script would fetch it, so that an image saved from this instance has it."""
+    baked_log = "/var/log/neurocaas-dev-agent.log"
     return (
         "#!/bin/bash\n"
         f"printf '%s' {_b64(LIFETIME_CHECK)} | base64 -d > {WATCHDOG}\n"
         f"chmod 755 {WATCHDOG}\n"
         f"echo '* * * * * root {WATCHDOG}' > /etc/cron.d/neurocaas-dev-lifetime\n"
+        f"export HOME={bootscript.IMAGE_HOME}\n"
+        f"{bootscript.unpack_core()}\n"
+        f"{bootscript.install_agent(bucket, log=baked_log, on_failure=f'echo NeuroCAAS dev: no remote side baked >>{baked_log}')}\n"
+        'chown -R ubuntu:ubuntu "$HOME/.neurocaas" "$HOME/neurocaas_remote" 2>/dev/null\n'
+        'rm -rf "$kit"\n'
     )
 
 

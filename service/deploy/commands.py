@@ -16,7 +16,7 @@ from service.deploy.changes import Plan
 from service.deploy.exceptions import DeployError
 from service.deploy.executor import ChaliceRunner, Executor, run_chalice
 from service.deploy.init import init_record, plan_init
-from service.deploy.plan import folder_markers, plan_deploy, plan_destroy, refusals
+from service.deploy.plan import bucket_objects, plan_deploy, plan_destroy, refusals
 from service.deploy.stagefiles import read_local
 from service.deploy.users import group_of, plan_add, plan_remove
 
@@ -68,7 +68,7 @@ def deploy(clients: Clients, blueprint: Blueprint, project: Path, plan_only: boo
     record = records.deployed_path(clients.account, clients.region, blueprint.name, home)
     local = read_local(project, blueprint.name, record)
     users = [u for a in blueprint.affiliates for u in a.usernames]
-    state = awsstate.read_analysis(clients, blueprint.name, folder_markers(a.name for a in blueprint.affiliates),
+    state = awsstate.read_analysis(clients, blueprint.name, bucket_objects(a.name for a in blueprint.affiliates),
                                    users, blueprint.settings.ami)
     plan = plan_deploy(blueprint, shared, state, local, record)
     show(plan)

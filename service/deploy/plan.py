@@ -11,7 +11,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from chalicelib import agent
 from chalicelib.blueprint import Blueprint
+from service import agentfile
 from service.deploy import naming, policies
 from service.deploy.awsstate import AnalysisState, GroupState
 from service.deploy.changes import (
@@ -39,6 +41,11 @@ from service.deploy.stagefiles import (
 def folder_markers(affiliates: Iterable[str]) -> list[str]:
     """The empty objects that show each group's folders in the console."""
     return [f"{group}/{folder}/" for group in affiliates for folder in naming.GROUP_FOLDERS]
+
+
+def bucket_objects(affiliates: Iterable[str]) -> list[str]:
+    """The objects deploy puts into the bucket: the folder markers and the remote side's file."""
+    return [*folder_markers(affiliates), agent.artifact_key()]
 
 
 def refusals(blueprint: Blueprint, state: AnalysisState | None = None) -> list[str]:
@@ -152,6 +159,11 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
     if missing:
         changes.append(Change(Action.CREATE, f"folders in s3://{bucket}", ", ".join(missing), tuple(
             Call("s3", "put_object", {"Bucket": bucket, "Key": key, "Body": b""}) for key in missing)))
+    if agent.artifact_key() not in state.bucket.folders:
+        changes.append(Change(Action.CREATE, f"remote side s3://{bucket}/{agent.artifact_key()}",
+                              "instances install it from there when their image lacks it", (
+            Call("s3", "put_object", {"Bucket": bucket, "Key": agent.artifact_key(), "Body": agentfile.artifact(),
+                                      "ContentType": "application/zip"}),)))
     wanted_instance = policies.instance_policy(bucket, settings.bypass_buckets)
     if state.instance_policy != wanted_instance:
         changes.append(Change(Action.CREATE if state.instance_policy is None else Action.UPDATE,

@@ -59,13 +59,15 @@ def instance_trust_policy() -> Policy:
 def instance_policy(bucket: str, bypass_buckets: Sequence[str] = ()) -> Policy:
     """What an analysis's instances may do: read inputs and configs, read and write results.
 
-    The remote side downloads ``{group}/inputs`` and ``{group}/configs`` (listing folder
-    datasets), and writes status, logs and outputs under ``{group}/results/`` (rewriting the
-    certificate there). Storage bypass buckets named by the blueprint are opened the same way.
+    The boot script fetches the remote side (``neurocaas/agent/``) when the image lacks it; the
+    remote side downloads ``{group}/inputs`` and ``{group}/configs`` (listing folder datasets), and
+    writes status, logs and outputs under ``{group}/results/``. Storage bypass buckets named by the
+    blueprint are opened the same way.
     """
     statements: list[dict[str, Any]] = [
         {"Sid": "ReadInputsAndConfigs", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": [f"{_bucket(bucket)}/*/inputs/*", f"{_bucket(bucket)}/*/configs/*"]},
+         "Resource": [f"{_bucket(bucket)}/*/inputs/*", f"{_bucket(bucket)}/*/configs/*",
+                      f"{_bucket(bucket)}/neurocaas/agent/*"]},
         {"Sid": "ReadAndWriteResults", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
          "Resource": f"{_bucket(bucket)}/*/results/*"},
         {"Sid": "ListJobFolders", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": _bucket(bucket),

@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from remote.install import install
+from neurocaas_agent.install import bake
 
 SHIMS = {
     # The runner enforces lifetimes itself, so a delayed shutdown is only acknowledged.
@@ -25,14 +25,18 @@ SHIMS = {
 HOME_ON_IMAGE = "/home/ubuntu"
 
 
-def lay_out(directory: Path, image: Path | None) -> Path:
-    """Make ``directory/home`` hold what ``image`` holds plus the remote scripts, and
-    ``directory/bin`` the shims; returns the home."""
+def lay_out(directory: Path, image: Path | None, *, develop: bool = False) -> Path:
+    """Make ``directory/home`` hold what ``image`` holds and ``directory/bin`` the shims; returns
+    the home. A job instance gets nothing more: its boot script installs the remote side from the
+    analysis bucket when the image lacks it, as on EC2. A development workspace (``develop``) gets
+    the remote side baked in, as ``neurocaas develop`` does before an image is saved; neither
+    overwrites NeuroCAAS's own scripts in the image."""
     home = directory / "home"
     if image is not None and image.is_dir():
         shutil.copytree(image, home, symlinks=True, dirs_exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
-    install(home)
+    if develop:
+        bake(home)
     bin_dir = directory / "bin"
     bin_dir.mkdir(exist_ok=True)
     for name, body in SHIMS.items():

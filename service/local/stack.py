@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 from chalicelib import handlers
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings, Blueprint
+from service import agentfile
 from service.local.instances import LocalEC2
 from service.local.persistence import S3Snapshot
 from service.local.runner import InstanceRunner
@@ -173,6 +174,7 @@ class LocalStack:
             "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
         } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX)]})
+        agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
         served = Served(blueprint, settings, queue_url)

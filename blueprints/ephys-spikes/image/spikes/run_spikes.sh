@@ -1,7 +1,7 @@
 #!/bin/bash
 # A NeuroCAAS-style analysis script, as written for NeuroCAAS's run_main.sh: it reads the exported
-# variables (bucketname, inputpath, configpath, dataname, configname, processdir) and moves data
-# with the AWS CLI itself. It runs here unchanged.
+# variables (bucketname, inputpath, configpath, dataname, configname, groupdir, processdir) and
+# moves data with the AWS CLI itself. As in NeuroCAAS, $processdir is relative to the group folder.
 set -e
 workdir="$HOME/spikes_work/$dataname"
 mkdir -p "$workdir/out"
@@ -9,5 +9,5 @@ echo "fetching $inputpath"
 aws s3 cp "s3://$bucketname/$inputpath" "$workdir/$dataname" --quiet
 aws s3 cp "s3://$bucketname/$configpath" "$workdir/$configname" --quiet
 python3 "$(dirname "$0")/detect_spikes.py" "$workdir/$dataname" "$workdir/$configname" "$workdir/out"
-aws s3 cp --recursive "$workdir/out" "s3://$bucketname/$processdir/${dataname%.*}" --quiet
-echo "results in s3://$bucketname/$processdir/${dataname%.*}"
+aws s3 cp --recursive "$workdir/out" "s3://$bucketname/$groupdir/$processdir/${dataname%.*}" --quiet
+echo "results in s3://$bucketname/$groupdir/$processdir/${dataname%.*}"

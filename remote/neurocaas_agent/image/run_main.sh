@@ -3,8 +3,13 @@
 #   run_main.sh BUCKET DATASET RESULTPATH CONFIG [ANALYSIS_SCRIPT]
 # Pulls the dataset and config, runs the analysis script with NeuroCAAS's variables exported
 # (bucketname inputpath configpath dataname configname groupdir resultdir processdir), reports
-# live status to the job folder, and pushes what it writes to $localoutdir to process_results/.
+# live status to the dataset's status file, and pushes what it writes to $localoutdir to
+# $groupdir/$processdir/. The agent is the file the boot script checked ($NEUROCAAS_AGENT).
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-python="$(cat "$here/python" 2>/dev/null || command -v python3)"
+agent="${NEUROCAAS_AGENT:-$HOME/.neurocaas/neurocaas_agent.pyz}"
 export neurocaasrootdir="$here"
-exec "$python" -m remote run "$@"
+if [ ! -f "$agent" ]; then
+    echo "NeuroCAAS: the remote side is not installed at $agent; see docs/DEVELOPING.md" >&2
+    exit 127
+fi
+exec python3 "$agent" run "$@"

@@ -1,0 +1,117 @@
+"""Live status from the instance: the dataset's status file, and nothing else (docs/JOBSTATE.md).
+
+Writes are throttled (at most one per interval, and only when something changed); the final one
+is never skipped: it is retried with backoff and, if it still cannot be made, said on stderr (the
+boot log), and the boot script's finalizer writes the final state from the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Optional
+
+from neurocaas_agent.core import FINAL, STATUS_FILE, Client, S3Error, status_document, utcnow
+
+STD_LINES = 20
+IN_PROGRESS = "IN PROGRESS"
+FINAL_ROUNDS = 3
+
+
+def usage() -> "tuple[str, str]":
+    """(cpu, memory) in use on this machine, as short readable strings."""
+    try:
+        cpu = f"{100 * os.getloadavg()[0] / (os.cpu_count() or 1):.0f}%"
+    except OSError:
+        cpu = "unknown"
+    try:
+        with open("/proc/meminfo") as source:
+            info = dict(line.split(":", 1) for line in source.read().splitlines() if ":" in line)
+        total = int(info["MemTotal"].split()[0]) / 1e6
+        used = total - int(info["MemAvailable"].split()[0]) / 1e6
+        memory = f"{used:.1f} GB of {total:.1f} GB ({100 * used / total:.0f}%)"
+    except (OSError, KeyError, ValueError):
+        memory = "unknown"
+    return cpu, memory
+
+
+class StatusReporter:
+    """Reports one dataset's progress to its status file."""
+
+    def __init__(self, client: Client, *, bucket: str, key: str, input_key: str, interval: float,
+                 clock: Callable[[], float] = time.monotonic, pause: Callable[[float], None] = time.sleep) -> None:
+        self.client, self.bucket, self.key, self.input_key = client, bucket, key, input_key
+        self.interval, self.clock, self.pause = interval, clock, pause
+        self.std: Deque[str] = deque(maxlen=STD_LINES)
+        self.state = IN_PROGRESS
+        self.last_command = "starting"
+        self.reason = ""
+        self.job_start = utcnow()
+        self.job_finish: Optional[str] = None
+        self.dirty = False
+        self.last_flush = float("-inf")
+        self.writes = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key_for(job_prefix: str, label: str) -> str:
+        return f"{job_prefix}/logs/{STATUS_FILE.format(label)}"
+
+    # --- what the runner tells us -------------------------------------------------------------
+    def output(self, line: str) -> None:
+        with self._lock:
+            text = line.rstrip("\n")
+            self.std.append(text)
+            if text.strip():
+                self.last_command = text.strip()
+            self.dirty = True
+
+    def step(self, what: str) -> None:
+        with self._lock:
+            self.last_command, self.dirty = what, True
+
+    def tick(self) -> None:
+        """Flush if something changed and the interval has passed (called periodically)."""
+        if self.dirty and self.clock() - self.last_flush >= self.interval:
+            self.flush()
+
+    def started(self) -> None:
+        self.flush()
+
+    def finished(self, state: str, reason: str) -> bool:
+        """Write the final state; True once it is in S3."""
+        assert state in FINAL, state
+        with self._lock:
+            self.state, self.reason, self.job_finish = state, reason, utcnow()
+            last_output = next((line.strip() for line in reversed(self.std) if line.strip()), "")
+            self.last_command = last_output or self.last_command
+        for round_number in range(FINAL_ROUNDS):
+            if self.flush():
+                return True
+            self.pause(10.0 * (round_number + 1))
+        print(f"NeuroCAAS: the final state {state} could not be written to s3://{self.bucket}/{self.key}; "
+              "the boot script will report the exit code instead.", file=sys.stderr)
+        return False
+
+    # --- writing ------------------------------------------------------------------------------
+    def flush(self) -> bool:
+        with self._lock:
+            self.dirty, self.last_flush = False, self.clock()
+            document = status_document(self.state, self.reason, self.input_key, self.last_command, list(self.std),
+                                       self.job_start, self.job_finish)
+        cpu, memory = usage()
+        document.update(cpu_usage=cpu, memory_usage=memory)
+        try:
+            self.client.put(self.bucket, self.key, json.dumps(document, indent=2).encode(),
+                            headers={"Content-Type": "application/json"})
+        except S3Error as error:  # reporting must never kill the analysis
+            self.failures += 1
+            print(f"NeuroCAAS: could not report status ({error})", file=sys.stderr)
+            return False
+        self.writes += 1
+        return True
