@@ -76,6 +76,13 @@ class Reconciler:
             waiting = first_running(self.aws, bucket, prefix, instance_ids)
             if waiting is not None:
                 return Reconciled(JobState.RUNNING, f"instance {waiting} (at least) still running")
+            # Every instance has ended: of the events arriving now, one handler ends the job (the
+            # others would each read every file again); if it dies, the reaper's pass does.
+            try:
+                self.aws.put(bucket, f"{prefix}/logs/ending.json", f'{{"at": "{self.clock().isoformat()}"}}'.encode(),
+                             "application/json", if_none_match=True)
+            except PreconditionFailed:
+                return Reconciled(JobState.RUNNING, "another handler is ending the job")
         try:
             record = statusfile.load_record(self.aws, bucket, prefix)
         except NoJobRecord as error:
