@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from chalicelib.exceptions import AWSFailure
 from chalicelib.paths import ObjectRef
@@ -92,6 +92,9 @@ def _failure(operation: str, error: Exception) -> AWSFailure:
         code = error.response.get("Error", {}).get("Code", "Unknown")
         advice = ADVICE.get(code, "Submit again; if it keeps failing, contact the analysis developer.")
         return AWSFailure(f"AWS refused {operation} ({code}). {advice}", code=code)
+    if isinstance(error, ParamValidationError):
+        return AWSFailure(f"The job manager made a request the AWS SDK refuses for {operation} ({error}): a defect "
+                          "in NeuroCAAS. Contact the analysis developer.", code="ParamValidation")
     return AWSFailure(f"Could not reach AWS for {operation}. Submit again in a few minutes.", code="Connection")
 
 

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ClientError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
 )
 
 from service.deploy import naming
@@ -41,6 +42,9 @@ def aws_error(doing: str, error: Exception) -> DeployError:
     if isinstance(error, ClientError):
         detail = error.response.get("Error", {}).get("Message", "")
         return DeployError(f"AWS refused {doing} ({code(error)}: {detail}). Fix this and run the command again.")
+    if isinstance(error, ParamValidationError):
+        return DeployError(f"NeuroCAAS made a request the AWS SDK refuses while {doing} ({error}). This is a defect "
+                           "in NeuroCAAS, not a network problem: please report it with this message.")
     return DeployError(f"Could not reach AWS while {doing} ({error}). Check your network and run the command again.")
 
 
@@ -117,14 +121,11 @@ class SharedState:
     account: str
     region: str
     vpc_id: str | None
-    role_arn: str | None = None
-    role_trust: dict[str, Any] | None = None
-    profile_roles: tuple[str, ...] | None = None  # None: no instance profile
-    ssm_agent_policy: dict[str, Any] | None = None
     job_group: SecurityGroup | None = None
     dev_group: SecurityGroup | None = None
     key_exists: bool = False
     key_stored: bool = False
+    key_ours: bool = False  # tagged by NeuroCAAS (made by an earlier init)
 
 
 def _document(value: Any) -> dict[str, Any]:
@@ -136,14 +137,9 @@ def _document(value: Any) -> dict[str, Any]:
 
 
 def read_shared(clients: Clients) -> SharedState:
-    iam, ec2, ssm = clients("iam"), clients("ec2"), clients("ssm")
+    ec2, ssm = clients("ec2"), clients("ssm")
     vpcs = _pages("listing VPCs", ec2, "describe_vpcs", "Vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])
     vpc_id = vpcs[0]["VpcId"] if vpcs else None
-    role = _get("reading the instance role", iam.get_role, RoleName=naming.INSTANCE_ROLE)
-    agent = _get("reading the instance role's SSM agent policy", iam.get_role_policy,
-                 RoleName=naming.INSTANCE_ROLE, PolicyName=naming.SSM_AGENT_POLICY) if role else None
-    profile = _get("reading the instance profile", iam.get_instance_profile,
-                   InstanceProfileName=naming.INSTANCE_PROFILE)
     groups: dict[str, SecurityGroup] = {}
     if vpc_id:
         found = _pages("listing security groups", ec2, "describe_security_groups", "SecurityGroups", Filters=[
@@ -154,12 +150,9 @@ def read_shared(clients: Clients) -> SharedState:
     stored = _get("reading the key's parameter", ssm.get_parameter, Name=naming.KEY_PARAMETER)
     return SharedState(
         account=clients.account, region=clients.region, vpc_id=vpc_id,
-        role_arn=role["Role"]["Arn"] if role else None,
-        role_trust=role["Role"].get("AssumeRolePolicyDocument") if role else None,
-        profile_roles=tuple(r["RoleName"] for r in profile["InstanceProfile"]["Roles"]) if profile else None,
-        ssm_agent_policy=_document(agent["PolicyDocument"]) if agent else None,
         job_group=groups.get(naming.JOB_SECURITY_GROUP), dev_group=groups.get(naming.DEV_SECURITY_GROUP),
         key_exists=bool(keys and keys.get("KeyPairs")), key_stored=stored is not None,
+        key_ours=any(naming.SHARED_TAG in k.get("Tags", []) for k in (keys or {}).get("KeyPairs", [])),
     )
 
 
@@ -192,6 +185,16 @@ class GroupState:
 
 
 @dataclass(frozen=True)
+class RoleState:
+    """The analysis's instance role and instance profile, as they are."""
+
+    exists: bool = False
+    trust: dict[str, Any] | None = None
+    policies: dict[str, Any] = field(default_factory=dict)
+    profile_roles: tuple[str, ...] | None = None  # None: no instance profile
+
+
+@dataclass(frozen=True)
 class AnalysisState:
     """What exists now of one analysis's resources in AWS."""
 
@@ -201,9 +204,11 @@ class AnalysisState:
     groups: dict[str, GroupState]
     users: frozenset[str]
     budgets: dict[str, str]
-    instance_policy: dict[str, Any] | None
+    role: RoleState
     image_found: bool
     running: tuple[str, ...]
+    memberships: dict[str, int] = field(default_factory=dict)  # IAM groups each existing user is in
+    queue_found: bool = False
 
 
 def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> BucketState:
@@ -264,10 +269,41 @@ def read_budgets(clients: Clients, bucket: str) -> dict[str, str]:
     return {p["Name"]: p["Value"] for p in parameters if p["Name"].endswith(f"/{bucket}")}
 
 
-def read_instance_policy(clients: Clients, bucket: str) -> dict[str, Any] | None:
-    found = _get("reading the instance role's policy", clients("iam").get_role_policy,
-                 RoleName=naming.INSTANCE_ROLE, PolicyName=naming.instance_policy_name(bucket))
-    return found["PolicyDocument"] if found else None
+def read_role(clients: Clients, bucket: str) -> RoleState:
+    """The analysis's instance role, its inline policies and its instance profile."""
+    iam, name = clients("iam"), naming.instance_role(bucket)
+    role = _get("reading the instance role", iam.get_role, RoleName=name)
+    policies = {}
+    if role:
+        for policy in _pages(f"reading the role {name}", iam, "list_role_policies", "PolicyNames", RoleName=name):
+            found = _get(f"reading the role {name}", iam.get_role_policy, RoleName=name, PolicyName=policy)
+            if found:
+                policies[policy] = _document(found["PolicyDocument"])
+    profile = _get("reading the instance profile", iam.get_instance_profile,
+                   InstanceProfileName=naming.instance_profile(bucket))
+    return RoleState(
+        exists=role is not None, trust=_document(role["Role"].get("AssumeRolePolicyDocument")) if role else None,
+        policies=policies,
+        profile_roles=tuple(r["RoleName"] for r in profile["InstanceProfile"]["Roles"]) if profile else None)
+
+
+def memberships(clients: Clients, users: Iterable[str]) -> dict[str, int]:
+    """How many IAM groups each user is in (IAM allows 10)."""
+    iam = clients("iam")
+    return {u: len(_pages(f"reading the groups of IAM user {u}", iam, "list_groups_for_user", "Groups", UserName=u))
+            for u in sorted(set(users))}
+
+
+def queue_exists(clients: Clients, name: str) -> bool:
+    try:
+        clients("sqs").get_queue_url(QueueName=name)
+        return True
+    except ClientError as error:
+        if "NonExistentQueue" in code(error) or code(error) == "QueueDoesNotExist":
+            return False
+        raise aws_error(f"reading the queue {name}", error) from error
+    except BotoCoreError as error:
+        raise aws_error(f"reading the queue {name}", error) from error
 
 
 def image_exists(clients: Clients, ami: str) -> bool:
@@ -285,9 +321,12 @@ def running_instances(clients: Clients, bucket: str) -> tuple[str, ...]:
 def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: Iterable[str],
                   ami: str | None) -> AnalysisState:
     """Everything deploy and destroy compare against, for one analysis."""
+    found = existing_users(clients, users)
     return AnalysisState(
         account=clients.account, region=clients.region, bucket=read_bucket(clients, bucket, markers),
-        groups=read_groups(clients, bucket), users=existing_users(clients, users),
-        budgets=read_budgets(clients, bucket), instance_policy=read_instance_policy(clients, bucket),
+        groups=read_groups(clients, bucket), users=found,
+        budgets=read_budgets(clients, bucket), role=read_role(clients, bucket),
         image_found=image_exists(clients, ami) if ami else False, running=running_instances(clients, bucket),
+        memberships=memberships(clients, found),
+        queue_found=queue_exists(clients, naming.dead_letter_queue(naming.stage_name(bucket))),
     )

@@ -1,7 +1,6 @@
 """``neurocaas init``: what every analysis in an account and region shares (pure planning).
 
-The instance role and its instance profile (analyses add their buckets to it when deployed), a
-job security group with no inbound rule, a development security group that allows SSH only from
+A job security group with no inbound rule, a development security group that allows SSH only from
 the CIDR the developer gives, and an SSH key pair whose private key is kept encrypted in SSM.
 """
 
@@ -15,7 +14,6 @@ from service.deploy import naming
 from service.deploy.awsstate import SecurityGroup, SharedState
 from service.deploy.changes import Action, Call, Change, Plan, Ref
 from service.deploy.exceptions import DeployError
-from service.deploy.policies import instance_trust_policy, ssm_agent_policy
 from service.deploy.records import InitRecord
 
 SSH_DESCRIPTION = "SSH for analysis developers"
@@ -55,8 +53,9 @@ def _tags(resource: str) -> list[dict[str, Any]]:
     return [{"ResourceType": resource, "Tags": [naming.SHARED_TAG]}]
 
 
+# EC2 refuses descriptions outside its charset (no apostrophe): awslimits checks them.
 SECURITY_GROUPS = {naming.JOB_SECURITY_GROUP: "NeuroCAAS job instances: no inbound rule",
-                   naming.DEV_SECURITY_GROUP: "NeuroCAAS development instances: SSH from the developers' CIDR"}
+                   naming.DEV_SECURITY_GROUP: "NeuroCAAS development instances: SSH from the developers CIDR"}
 
 
 def _security_group(name: str, detail: str, state: SharedState, current: SecurityGroup | None,
@@ -81,44 +80,29 @@ def _security_group(name: str, detail: str, state: SharedState, current: Securit
                   tuple(steps))
 
 
+def _key_pair(state: SharedState) -> Change:
+    """Make the key pair and store its private key; a key pair an interrupted init made without
+    storing its key is useless (AWS shows a private key once), so it is made again."""
+    put: dict[str, Any] = {"Name": naming.KEY_PARAMETER, "Value": Ref("private key"), "Type": "SecureString",
+                           "Description": f"Private key of the EC2 key pair {naming.KEY_NAME}"}
+    put.update({"Overwrite": True} if state.key_stored else {"Tags": [naming.SHARED_TAG]})
+    steps = [Call("ec2", "create_key_pair", {"KeyName": naming.KEY_NAME, "KeyType": "ed25519",
+                                             "TagSpecifications": _tags("key-pair")}, save={"private key": "KeyMaterial"}),
+             Call("ssm", "put_parameter", put)]
+    if state.key_exists:
+        steps.insert(0, Call("ec2", "delete_key_pair", {"KeyName": naming.KEY_NAME}))
+        return Change(Action.UPDATE, f"SSH key pair {naming.KEY_NAME}", "made again: an interrupted init did not "
+                      f"store its private key in SSM {naming.KEY_PARAMETER}", tuple(steps))
+    return Change(Action.CREATE, f"SSH key pair {naming.KEY_NAME}",
+                  f"private key stored encrypted in SSM {naming.KEY_PARAMETER}", tuple(steps))
+
+
 def plan_init(state: SharedState, ssh_cidr: str | None = None) -> Plan:
     """The changes that make the shared resources what they should be; empty when they are."""
     if state.vpc_id is None:
         raise DeployError(f"Region {state.region} has no default VPC for job instances: create one with "
                           f"`aws ec2 create-default-vpc --region {state.region}` and run init again.")
-    trust = instance_trust_policy()
     changes: list[Change | None] = []
-    if state.role_arn is None:
-        changes.append(Change(Action.CREATE, f"IAM role {naming.INSTANCE_ROLE}",
-                              "for analysis instances; each deployed analysis adds its bucket's job paths",
-                              (Call("iam", "create_role", {"RoleName": naming.INSTANCE_ROLE,
-                                                           "AssumeRolePolicyDocument": json.dumps(trust),
-                                                           "Description": "NeuroCAAS analysis instances",
-                                                           "Tags": [naming.SHARED_TAG]}),)))
-    elif state.role_trust != trust:
-        changes.append(Change(Action.UPDATE, f"IAM role {naming.INSTANCE_ROLE}", "only EC2 may assume it",
-                              (Call("iam", "update_assume_role_policy", {"RoleName": naming.INSTANCE_ROLE,
-                                                                         "PolicyDocument": json.dumps(trust)}),)))
-    agent = ssm_agent_policy()
-    if state.ssm_agent_policy != agent:
-        # Development instances take `submit_job_log` commands through SSM Run Command.
-        changes.append(Change(Action.CREATE if state.ssm_agent_policy is None else Action.UPDATE,
-                              f"SSM agent policy of {naming.INSTANCE_ROLE}",
-                              "what the SSM agent needs, so development instances accept Run Command", (
-                                  Call("iam", "put_role_policy", {"RoleName": naming.INSTANCE_ROLE,
-                                                                  "PolicyName": naming.SSM_AGENT_POLICY,
-                                                                  "PolicyDocument": json.dumps(agent)}),)))
-    add_role = Call("iam", "add_role_to_instance_profile",
-                    {"InstanceProfileName": naming.INSTANCE_PROFILE, "RoleName": naming.INSTANCE_ROLE})
-    if state.profile_roles is None:
-        changes.append(Change(Action.CREATE, f"instance profile {naming.INSTANCE_PROFILE}", "holding the role", (
-            Call("iam", "create_instance_profile", {"InstanceProfileName": naming.INSTANCE_PROFILE,
-                                                    "Tags": [naming.SHARED_TAG]}), add_role)))
-    elif state.profile_roles != (naming.INSTANCE_ROLE,):
-        removals = tuple(Call("iam", "remove_role_from_instance_profile", {
-            "InstanceProfileName": naming.INSTANCE_PROFILE, "RoleName": r}) for r in state.profile_roles)
-        changes.append(Change(Action.UPDATE, f"instance profile {naming.INSTANCE_PROFILE}",
-                              f"holds {naming.INSTANCE_ROLE} only", (*removals, add_role)))
     changes.append(_security_group(naming.JOB_SECURITY_GROUP, "job instances: no inbound rule", state,
                                    state.job_group, []))
     cidr = check_cidr(ssh_cidr) if ssh_cidr else None
@@ -127,15 +111,8 @@ def plan_init(state: SharedState, ssh_cidr: str | None = None) -> Plan:
     dev_purpose = f"developers: SSH from {cidr} only" if cidr else "developers: no inbound rule yet"
     changes.append(_security_group(naming.DEV_SECURITY_GROUP, dev_purpose, state, state.dev_group, dev_rules))
     notes = []
-    if not state.key_exists:
-        put: dict[str, Any] = {"Name": naming.KEY_PARAMETER, "Value": Ref("private key"), "Type": "SecureString",
-                               "Description": f"Private key of the EC2 key pair {naming.KEY_NAME}"}
-        put.update({"Overwrite": True} if state.key_stored else {"Tags": [naming.SHARED_TAG]})
-        changes.append(Change(Action.CREATE, f"SSH key pair {naming.KEY_NAME}",
-                              f"private key stored encrypted in SSM {naming.KEY_PARAMETER}", (
-            Call("ec2", "create_key_pair", {"KeyName": naming.KEY_NAME, "KeyType": "ed25519",
-                                            "TagSpecifications": _tags("key-pair")}, save={"private key": "KeyMaterial"}),
-            Call("ssm", "put_parameter", put))))
+    if not state.key_exists or (not state.key_stored and state.key_ours):
+        changes.append(_key_pair(state))
     elif not state.key_stored:
         notes.append(f"The key pair {naming.KEY_NAME} exists but its private key is not in {naming.KEY_PARAMETER} "
                      f"(it was made elsewhere): delete the key pair and run init again to get one NeuroCAAS keeps.")
@@ -147,13 +124,10 @@ def plan_init(state: SharedState, ssh_cidr: str | None = None) -> Plan:
 
 def init_record(state: SharedState) -> InitRecord:
     """The record of a fully initialised account and region (``state`` read after applying the plan)."""
-    if not (state.vpc_id and state.role_arn and state.profile_roles and state.job_group and state.dev_group
-            and state.key_exists):
+    if not (state.vpc_id and state.job_group and state.dev_group and state.key_exists):
         raise DeployError("Initialisation is incomplete (some shared resources are missing): run init again.")
     ssh = sorted(r[3] for r in rules(state.dev_group.ingress) if r[1] == 22)
     return InitRecord(
-        account=state.account, region=state.region, vpc_id=state.vpc_id, instance_role=naming.INSTANCE_ROLE,
-        instance_role_arn=state.role_arn, instance_profile=naming.INSTANCE_PROFILE,
-        job_security_group=state.job_group.group_id, dev_security_group=state.dev_group.group_id,
+        account=state.account, region=state.region, vpc_id=state.vpc_id, job_security_group=state.job_group.group_id, dev_security_group=state.dev_group.group_id,
         ssh_cidr=", ".join(ssh) or None, key_name=naming.KEY_NAME, key_parameter=naming.KEY_PARAMETER,
     )

@@ -1,20 +1,21 @@
 """What NeuroCAAS calls the things it makes in an AWS account, and where it keeps its records.
 
-Everything an analysis owns carries its bucket name, so analyses never share (or clash on) a
-resource; what ``neurocaas init`` makes once per account and region has a fixed name.
+Everything an analysis owns carries its bucket name (shortened with a digest where AWS's name
+limits require), so analyses never share (or clash on) a resource; what ``neurocaas init`` makes
+once per account and region has a fixed name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
 
+from chalicelib import awslimits
 from chalicelib.facts import BUDGET_PARAMETER
 
 # Made once per account and region by ``neurocaas init``.
-INSTANCE_ROLE = "neurocaas-instance"
-INSTANCE_PROFILE = "neurocaas-instance"
 JOB_SECURITY_GROUP = "neurocaas-job"
 DEV_SECURITY_GROUP = "neurocaas-dev"
 KEY_NAME = "neurocaas-dev"
@@ -24,7 +25,14 @@ SHARED_TAG = {"Key": "neurocaas", "Value": "shared"}
 # Made per analysis by ``neurocaas deploy``.
 GROUP_POLICY = "neurocaas-folder"
 GROUP_FOLDERS = ("inputs", "configs", "submissions", "results")
-IAM_NAME_LIMIT = 128
+INSTANCE_POLICY = "neurocaas-analysis"
+SSM_AGENT_POLICY = "neurocaas-ssm-agent"
+APP_NAME = "neurocaas"
+# The Chalice handlers in app.py; each is a Lambda function named neurocaas-{stage}-{handler}.
+LAMBDA_HANDLERS = ("on_submit", "on_cancel", "on_instance_state", "reaper")
+EVENT_HANDLERS = ("on_instance_state", "reaper")  # Chalice adds an EventBridge rule "{function}-event"
+# The longest stage whose derived names all fit: the longest is neurocaas-{stage}-on_instance_state-event.
+STAGE_LIMIT = awslimits.RULE_NAME - len(f"{APP_NAME}--on_instance_state-event")
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 NAME_RULE = ("must be 3-63 lowercase letters, digits and dashes, starting and ending with a letter or "
@@ -60,9 +68,41 @@ def group_path(bucket: str) -> str:
     return f"/neurocaas/{bucket}/"
 
 
-def instance_policy_name(bucket: str) -> str:
-    """The instance role's inline policy that opens one analysis's bucket to its instances."""
-    return f"neurocaas-{bucket}"
+def fit(name: str, limit: int) -> str:
+    """``name``, or when longer than ``limit`` its start and a digest of all of it (stable, distinct)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def stage_name(bucket: str) -> str:
+    """The analysis's Chalice stage: its bucket name, shortened so every name Chalice derives fits."""
+    return fit(bucket, STAGE_LIMIT)
+
+
+def instance_role(bucket: str) -> str:
+    """The analysis's own instance role (and instance profile): only its instances get its bucket."""
+    return fit(f"neurocaas-{bucket}", awslimits.IAM_ROLE_NAME)
+
+
+def instance_profile(bucket: str) -> str:
+    return instance_role(bucket)
+
+
+def dead_letter_queue(stage: str) -> str:
+    """The SQS queue that keeps the events the stage's asynchronous functions failed on."""
+    return f"{APP_NAME}-{stage}-failed"
+
+
+def chalice_names(stage: str) -> list[tuple[str, str]]:
+    """(kind, name) of everything Chalice names from the stage, for the rulebook."""
+    names = []
+    for handler in LAMBDA_HANDLERS:
+        function = f"{lambda_prefix(stage)}{handler}"
+        names += [("Lambda function", function), ("IAM role", function), ("log group", f"/aws/lambda/{function}")]
+        if handler in EVENT_HANDLERS:
+            names.append(("EventBridge rule", f"{function}-event"))
+    return names + [("SQS queue", dead_letter_queue(stage))]
 
 
 def budget_parameter(group: str, bucket: str) -> str:
@@ -76,7 +116,7 @@ def policy_file(stage: str) -> str:
 
 def lambda_prefix(stage: str) -> str:
     """Chalice names the stage's functions ``{app}-{stage}-{handler}``."""
-    return f"neurocaas-{stage}-"
+    return f"{APP_NAME}-{stage}-"
 
 
 def neurocaas_home() -> Path:
@@ -87,5 +127,3 @@ def neurocaas_home() -> Path:
 def account_dir(account: str, region: str, home: Path | None = None) -> Path:
     """Where the records of one account and region are kept: $NEUROCAAS_HOME/aws/{account}-{region}."""
     return (home or neurocaas_home()) / "aws" / f"{account}-{region}"
-
-SSM_AGENT_POLICY = "neurocaas-ssm-agent"

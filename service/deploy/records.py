@@ -25,9 +25,6 @@ class InitRecord(BaseModel):
     account: str
     region: str
     vpc_id: str
-    instance_role: str
-    instance_role_arn: str
-    instance_profile: str
     job_security_group: str
     dev_security_group: str
     ssh_cidr: str | None = None
