@@ -20,9 +20,11 @@ from chalicelib.exceptions import AWSFailure
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import RootVolume
 
-# Up to 32 requests in flight: the reconciler reads a 1000-dataset job's files 32 at a time.
+# The largest of the handlers' thread pools (the reconciler reads a 1000-dataset job's files 32 at a
+# time); botocore keeps 10 connections by default, so the pool matches it or requests queue for one.
+PARALLELISM = 32
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=5, read_timeout=30,
-                 max_pool_connections=32)
+                 max_pool_connections=PARALLELISM)
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
 ADVICE = {
@@ -249,6 +251,14 @@ class AWSClient:
             if mapping.get("DeviceName") == device and "Ebs" in mapping:
                 return RootVolume(device, int(mapping["Ebs"].get("VolumeSize", 8)))
         return RootVolume(device, 8)
+
+    def default_subnets(self) -> list[str]:
+        """The account's default subnets (one per Availability Zone), for launching elsewhere."""
+        try:
+            subnets = self.ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+        except (ClientError, BotoCoreError) as error:
+            raise _failure("listing subnets", error) from error
+        return [s["SubnetId"] for s in sorted(subnets, key=lambda s: s.get("AvailabilityZone", ""))]
 
     def vcpus(self, instance_types: Sequence[str]) -> dict[str, int]:
         """vCPUs of each instance type (types EC2 does not know are left out)."""

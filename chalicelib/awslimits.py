@@ -84,6 +84,7 @@ RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
                   2557, 2922, 3288, 3653)
 ASYNC_RETRIES = range(0, 3)
 ASYNC_EVENT_AGE = range(60, 21601)
+UNRESERVED_CONCURRENCY = 100  # reserving may not leave less (lambda/latest/dg/configuration-concurrency.html)
 QUEUE_NAME = 80
 QUEUE_NAME_CHARS = re.compile(r"^[a-zA-Z0-9_-]+$")
 
@@ -257,6 +258,14 @@ RULES: dict[tuple[str, str], dict[str, Check]] = {
     ("logs", "put_retention_policy"): {"logGroupName": _length(LOG_GROUP_NAME),
                                        "retentionInDays": _one_of(RETENTION_DAYS, "one of CloudWatch's periods")},
 }
+
+
+def tag_value(text: str) -> str:
+    """``text`` as an EC2 tag value: whole when it fits, else its start and a digest (stable, distinct)."""
+    if len(text) <= TAG_VALUE:
+        return text
+    import hashlib
+    return f"{text[:TAG_VALUE - 9]}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def check_call(service: str, operation: str, params: Mapping[str, Any]) -> list[str]:

@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from chalicelib import pricing
+from chalicelib import awslimits, pricing
 from chalicelib.awsclient import AWSClient, LaunchedInstance
 from chalicelib.certificate import Certificate, dataset_line
-from chalicelib.exceptions import AWSFailure, NeuroCAASError, Step, UnexpectedFailure
+from chalicelib.exceptions import AWSFailure, NeuroCAASError, SettingsError, Step, UnexpectedFailure
 from chalicelib.jobstore import JobStore
 from chalicelib.plan import JobPlan, LaunchBatch, run_instances_request
 from chalicelib.records import (
@@ -29,6 +29,7 @@ class JobExecutor:
 
     def __init__(self, aws: AWSClient, store: JobStore, clock: Callable[[], datetime], logger: Any) -> None:
         self.aws, self.store, self.clock, self.logger = aws, store, clock, logger
+        self._default_subnets: list[str] | None = None
 
     def execute(self, plan: JobPlan, record: JobRecord, certificate: Certificate, resumed: bool) -> JobRecord:
         launched: list[str] = []
@@ -60,31 +61,59 @@ class JobExecutor:
 
     def _launch(self, plan: JobPlan, batch: LaunchBatch, record: JobRecord,
                 certificate: Certificate) -> list[LaunchedInstance]:
-        """Launch one batch; when AWS has no capacity, try the blueprint's fallback types in order."""
-        candidates = [batch.instance_type, *(t for t in plan.fallback_instance_types if t != batch.instance_type)]
-        for position, instance_type in enumerate(candidates):
-            attempt = batch if position == 0 else replace(
-                batch, instance_type=instance_type,
-                client_token=hashlib.sha256(f"{batch.client_token}|{instance_type}".encode()).hexdigest()[:64])
+        """Launch one batch; when AWS has no capacity, try the same type in the account's other default
+        subnets (Availability Zones), then the blueprint's fallback types in order."""
+        pending = self._attempts(plan, batch)
+        while True:
+            attempt = pending.pop(0)
+            request = run_instances_request(plan, attempt)
+            problems = awslimits.check_call("ec2", "run_instances", request)
+            if problems:
+                raise SettingsError(f"The launch request breaks AWS's limits ({'; '.join(problems)}). "
+                                    "Contact the analysis developer.")
             try:
-                instances = self.aws.run_instances(run_instances_request(plan, attempt))
+                instances = self.aws.run_instances(request)
             except AWSFailure as error:
-                if error.code not in CAPACITY_CODES or position == len(candidates) - 1:
+                if error.code != "InsufficientInstanceCapacity":  # a quota: other zones do not help
+                    pending = [a for a in pending if a.instance_type != attempt.instance_type]
+                if error.code not in CAPACITY_CODES or not pending:
                     raise
-                certificate.note(f"No capacity for {instance_type} ({error.code}); trying {candidates[position + 1]}.")
+                where = f" in {pending[0].subnet}" if pending[0].subnet else ""
+                certificate.note(f"No capacity for {attempt.instance_type} ({error.code}); trying "
+                                 f"{pending[0].instance_type}{where}.")
                 continue
-            if position:
-                certificate.note(f"{attempt.count} instance(s) started on {instance_type} instead of "
+            if attempt.instance_type != batch.instance_type:
+                certificate.note(f"{attempt.count} instance(s) started on {attempt.instance_type} instead of "
                                  f"{batch.instance_type}, which AWS had no capacity for.")
-                record.instance_type = instance_type
+                record.instance_type = attempt.instance_type
             return instances
-        raise AssertionError("unreachable")
+
+    def _attempts(self, plan: JobPlan, batch: LaunchBatch) -> list[LaunchBatch]:
+        """The batch as first planned, in each other default subnet, then on each fallback type."""
+        types = [batch.instance_type, *(t for t in plan.fallback_instance_types if t != batch.instance_type)]
+        # With security group names rather than ids EC2 picks the subnet itself.
+        subnets = [""] + (self._subnets() if all(g.startswith("sg-") for g in plan.security_groups) else [])
+        attempts = []
+        for instance_type in types:
+            for subnet in subnets if instance_type == batch.instance_type else [""]:
+                token = batch.client_token if (instance_type, subnet) == (batch.instance_type, "") else \
+                    hashlib.sha256(f"{batch.client_token}|{instance_type}|{subnet}".encode()).hexdigest()[:64]
+                attempts.append(replace(batch, instance_type=instance_type, subnet=subnet, client_token=token))
+        return attempts
+
+    def _subnets(self) -> list[str]:
+        """The default subnets, read once per handler (none when they cannot be read)."""
+        if self._default_subnets is None:
+            try:
+                self._default_subnets = self.aws.default_subnets()
+            except AWSFailure:
+                self._default_subnets = []
+        return self._default_subnets
 
     def _launched_before(self, plan: JobPlan) -> dict[int, list[LaunchedInstance]]:
         """Instances an earlier, interrupted attempt at this job already started, by batch."""
         found: dict[int, list[LaunchedInstance]] = {}
-        for info in self.aws.find_instances({"analysis": plan.analysis, "job": plan.tags["job"],
-                                             "group": plan.submission.group}):
+        for info in self.aws.find_instances({k: plan.tags[k] for k in ("analysis", "job", "group")}):
             batch = int(info.tags.get("neurocaas:batch", "0"))
             found.setdefault(batch, []).append(LaunchedInstance(info.instance_id, info.launch_index))
         expected = {b.number: b.count for b in plan.batches}
@@ -124,7 +153,7 @@ class JobExecutor:
         self.logger.exception("job failed while starting", extra={"job": plan.job_id, "launched": launched})
         try:
             stragglers = [i.instance_id for i in self.aws.find_instances(
-                {"analysis": plan.analysis, "job": plan.tags["job"], "group": plan.submission.group})]
+                {k: plan.tags[k] for k in ("analysis", "job", "group")})]
         except NeuroCAASError:
             stragglers = []
         to_stop = sorted(set(launched) | set(stragglers))

@@ -15,7 +15,7 @@ from chalicelib.paths import ObjectRef
 from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
 from chalicelib.submission import Submission
 
-S3_CONCURRENCY = 16  # per-dataset S3 requests are independent; boto3 clients are thread-safe
+S3_CONCURRENCY = 16  # per-dataset S3 requests are independent; at most the client's pool (awsclient.PARALLELISM)
 BUDGET_PARAMETER = "/neurocaas/budgets/{group}/{bucket}"
 # On-demand vCPU quotas by instance family (Service Quotas codes).
 VCPU_QUOTAS = {"standard": "L-1216C47A", "p": "L-417A185B", "g": "L-DB2E81BA", "vt": "L-DB2E81BA",

@@ -34,9 +34,11 @@ class ObjectRef:
 
 
 def group_of(submit_key: str) -> str | None:
-    """The group is the part of the submit key before the first ``/submissions/``."""
+    """The group is the part of the submit key before the first ``/submissions/``; a group never
+    holds ``/``, so a key deeper in the bucket (``grp/results/job.../submissions/x_submit.json``,
+    written by an analysis) is no submission."""
     group, found, _ = submit_key.partition(SUBMISSIONS)
-    if not found or not group or group.startswith("/"):
+    if not found or not group or "/" in group:
         return None
     return group
 

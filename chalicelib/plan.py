@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chalicelib import awslimits
 from chalicelib.paths import ObjectRef
 from chalicelib.submission import Submission
 
@@ -77,6 +78,7 @@ class LaunchBatch:
     count: int
     user_data: str
     client_token: str
+    subnet: str = ""  # empty: EC2 picks the default subnet (and so the Availability Zone)
 
 
 @dataclass(frozen=True)
@@ -131,12 +133,16 @@ def run_instances_request(plan: JobPlan, batch: LaunchBatch) -> dict[str, object
         "UserData": batch.user_data,
         "ClientToken": batch.client_token,
         "InstanceInitiatedShutdownBehavior": "terminate",
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        # IMDSv2 only; two hops so analyses in containers on the instance get its credentials too.
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
+                            "HttpPutResponseHopLimit": awslimits.METADATA_HOP_LIMIT},
         "TagSpecifications": [
             {"ResourceType": "instance", "Tags": tags},
             {"ResourceType": "volume", "Tags": tags},
         ],
     }
+    if batch.subnet:
+        request["SubnetId"] = batch.subnet
     if plan.iam_role:
         request["IamInstanceProfile"] = {"Name": plan.iam_role}
     if plan.key_name:

@@ -6,7 +6,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-from chalicelib import bootscript, pricing
+from chalicelib import awslimits, bootscript, pricing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import BudgetExceeded, SubmissionRefused
 from chalicelib.parameters import Parameters, parse_parameters
@@ -44,16 +44,18 @@ def plan_job(
         notes.append(f"{submission.instance_type} is not in the price table; estimated at the highest listed price")
     _check_budget(settings, submission, budget, estimated, len(work))
     job = submission.location.prefix.rsplit("/", 1)[-1]
-    tags = {
-        "Name": f"neurocaas-{settings.bucket_name}-{submission.job_id}"[:255],
+    tags = {name: awslimits.tag_value(value) for name, value in {
+        "Name": f"neurocaas-{settings.bucket_name}-{submission.job_id}",
         "PriceTracking": "On",
         "Timeout": str(lifetime),
         "group": submission.group,
         "analysis": settings.bucket_name,
         "job": job,
-    }
+    }.items()}
+    # Read by the monitor and the local runner until the open-job marker (docs/JOBSTATE.md) replaces it;
+    # set only when whole, since a shortened folder would be wrong.
     folder = f"s3://{submission.location.bucket}/{submission.location.prefix}"
-    if len(folder) <= 256:
+    if len(folder) <= awslimits.TAG_VALUE:
         tags["jobfolder"] = folder
     batches, datasets = _batches(settings, submission, submit_etag, work, lifetime, job)
     return JobPlan(

@@ -33,7 +33,7 @@ def test_a_launch_refused_part_way_stops_every_instance_already_started(uploaded
 
     def second_call_fails(self, request):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] >= 2:  # no capacity for the second batch in any Availability Zone
             raise AWSClient_failure("InsufficientInstanceCapacity")
         return real_run(self, request)
 
@@ -48,7 +48,8 @@ def test_a_launch_refused_part_way_stops_every_instance_already_started(uploaded
 
     assert result.outcome is Outcome.FAILED
     assert len(result.plan.batches) > 2
-    assert calls["n"] == 2
+    subnets = uploaded.aws.default_subnets()
+    assert len(subnets) > 1 and calls["n"] == 2 + len(subnets)  # the first try, then each default subnet
     assert uploaded.instances() == []
     stopped = uploaded.instances(("shutting-down", "terminated"))
     assert len(stopped) == result.plan.batches[0].count
@@ -176,11 +177,33 @@ def test_no_capacity_falls_back_to_the_blueprints_next_type(uploaded, monkeypatc
     result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"), fallback_instance_types=("t3.micro", "m5.large"))
 
     assert result.outcome is Outcome.STARTED
-    assert tried == ["t2.micro", "t3.micro"]
+    assert tried == ["t2.micro"] * (1 + len(uploaded.aws.default_subnets())) + ["t3.micro"]
     [instance] = uploaded.instances()
     assert instance["InstanceType"] == "t3.micro"
     assert "started on t3.micro instead of t2.micro" in uploaded.certificate(JOB)
     assert uploaded.record(JOB)["instance_type"] == "t3.micro"
+
+
+def test_no_capacity_tries_the_same_type_in_the_other_availability_zones_first(uploaded, monkeypatch) -> None:
+    from chalicelib.awsclient import _failure
+    real_run = AWSClient.run_instances
+    subnets = uploaded.aws.default_subnets()
+    tried = []
+
+    def only_in_the_last_zone(self, request):
+        tried.append((request["InstanceType"], request.get("SubnetId", "")))
+        if request.get("SubnetId") != subnets[-1]:
+            raise _failure("starting instances", error("InsufficientInstanceCapacity"))
+        return real_run(self, request)
+
+    monkeypatch.setattr(AWSClient, "run_instances", only_in_the_last_zone)
+    result = uploaded.submit(submit_doc(f"{GROUP}/inputs/a.tif"), fallback_instance_types=("t3.micro",))
+
+    assert result.outcome is Outcome.STARTED
+    assert tried == [("t2.micro", ""), *(("t2.micro", s) for s in subnets)]
+    [instance] = uploaded.instances()
+    assert instance["InstanceType"] == "t2.micro" and instance["SubnetId"] == subnets[-1]
+    assert f"trying t2.micro in {subnets[1]}" in uploaded.certificate(JOB)
 
 
 def test_no_capacity_anywhere_is_refused_cleanly(uploaded, monkeypatch) -> None:

@@ -8,11 +8,14 @@ from datetime import datetime, timedelta
 import pytest
 from aws_lambda_powertools import Logger
 
-from chalicelib.monitor.control import CannotCancel, cancel_from_s3, cancel_job, reap
 from chalicelib.jobstate.markers import OpenJobs
+from chalicelib.monitor.control import CannotCancel, cancel_from_s3, cancel_job, reap
 from chalicelib.monitor.costs import active_key, history_key
 from chalicelib.monitor.statechange import InstanceMonitor
+from chalicelib.pricing import PUBLIC_IPV4_HOURLY
 from tests.conftest import GROUP, submit_doc
+
+T2_MICRO_HOURLY = 0.0116 + PUBLIC_IPV4_HOURLY  # the price table's t2.micro and its public IPv4 address
 
 JOB = "2026-11-25T10-00-00"
 
@@ -56,7 +59,7 @@ def test_running_then_stopped_keeps_one_record_with_its_whole_duration(job) -> N
     monitor(job, at).handle(first, "stopped")
 
     record = history(job, first)
-    assert record["cost"] == pytest.approx(51 * 0.0116, rel=1e-3)  # two days and three hours, counted whole
+    assert record["cost"] == pytest.approx(51 * T2_MICRO_HOURLY, rel=1e-3)  # two days and three hours, counted whole, with the public IPv4 address
     assert active_key(first) not in job.keys("logs/active/")
     assert monitor(job, at + timedelta(minutes=1)).handle(first).startswith("already recorded as stopped")
     assert history(job, first) == record
@@ -69,7 +72,7 @@ def test_out_of_order_and_duplicated_events_converge(job) -> None:
     late_running = monitor(job, job.launch).handle(first, "running")
 
     assert late_running.startswith("already recorded as stopped")
-    assert history(job, first)["cost"] == pytest.approx(0.0116, rel=1e-3)
+    assert history(job, first)["cost"] == pytest.approx(T2_MICRO_HOURLY, rel=1e-3)
     assert job.keys("logs/active/") == []
 
 
@@ -84,12 +87,12 @@ def test_end_txt_appears_once_when_every_instance_has_stopped(job) -> None:
     outcomes = [monitor(job, at).handle(job.ids[1]), monitor(job, at).handle(job.ids[0])]
 
     assert "end.txt written" in outcomes[0] and outcomes[1].startswith("ignored")  # the job has closed
-    assert "actual cost $0.0116" in job.get(end)  # two half hours, each counted as such
+    assert f"actual cost ${T2_MICRO_HOURLY:.4f}" in job.get(end)  # two half hours, each counted as such
     record = job.record(JOB)
-    assert record["state"] == "SUCCEEDED" and record["actual_cost"] == 0.0116
-    assert sum(history(job, i)["cost"] for i in job.ids) == pytest.approx(0.0116, abs=1e-4)
+    assert record["state"] == "SUCCEEDED" and record["actual_cost"] == pytest.approx(T2_MICRO_HOURLY, abs=1e-4)
+    assert sum(history(job, i)["cost"] for i in job.ids) == pytest.approx(T2_MICRO_HOURLY, abs=1e-4)
     certificate = job.certificate(JOB)
-    assert certificate.count("ACTUAL COST: $0.0116") == 1 and certificate.count("STATUS: SUCCESS") == 2
+    assert certificate.count(f"ACTUAL COST: ${T2_MICRO_HOURLY:.4f}") == 1 and certificate.count("STATUS: SUCCESS") == 2
     assert job.keys("logs/open/") == []
 
 
@@ -168,10 +171,10 @@ def test_costs_per_group_and_job(job) -> None:
     spend = spend_by_group(job.s3, job.settings.bucket_name, now=at)
 
     mine = spend[GROUP]
-    assert mine.spent == pytest.approx(2 * 0.0116, rel=1e-2)
-    assert mine.running == pytest.approx(2 * 0.0116, rel=1e-2)
+    assert mine.spent == pytest.approx(2 * T2_MICRO_HOURLY, rel=1e-2)
+    assert mine.running == pytest.approx(2 * T2_MICRO_HOURLY, rel=1e-2)
     assert mine.instances == 2
-    assert dict(mine.jobs) == pytest.approx({f"job__{job.settings.bucket_name}_{JOB}": 4 * 0.0116}, rel=1e-2)
+    assert dict(mine.jobs) == pytest.approx({f"job__{job.settings.bucket_name}_{JOB}": 4 * T2_MICRO_HOURLY}, rel=1e-2)
 
 
 def test_the_groups_spend_is_counted_once_and_read_by_the_budget_check(job) -> None:
@@ -182,9 +185,9 @@ def test_the_groups_spend_is_counted_once_and_read_by_the_budget_check(job) -> N
         monitor(job, at).handle(instance_id)
 
     ledger = json.loads(job.get(ledger_key(GROUP)))  # one addition: the job's actual cost, when it ended
-    assert ledger == {"spent": pytest.approx(20 * 0.0116, rel=1e-3), "records": 1}
-    refused = job.submit(submit_doc(f"{GROUP}/inputs/a.tif", timestamp="next"), maxcost=0.24)
-    assert "spent $0.2320" in refused.message
+    assert ledger == {"spent": pytest.approx(20 * T2_MICRO_HOURLY, rel=1e-3), "records": 1}
+    refused = job.submit(submit_doc(f"{GROUP}/inputs/a.tif", timestamp="next"), maxcost=0.34)
+    assert f"spent ${20 * T2_MICRO_HOURLY:.4f}" in refused.message
 
 
 def summarise(job) -> None:  # type: ignore[no-untyped-def]

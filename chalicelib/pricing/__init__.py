@@ -1,4 +1,8 @@
-"""On-demand instance prices from a bundled, dated table, for cost estimates and budgets."""
+"""On-demand instance prices from a bundled, dated table, for cost estimates and budgets.
+
+Every job instance gets a public IPv4 address (default subnets assign one), which AWS charges
+by the hour since February 2024: https://aws.amazon.com/vpc/pricing/ ("Public IPv4 Address").
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 
 
+PUBLIC_IPV4_HOURLY = 0.005  # USD per public IPv4 address per hour, every region
+
+
 @dataclass(frozen=True)
 class Price:
-    """An hourly price, and whether it came from the table or is the table's worst case."""
+    """An instance's hourly price with its public IPv4 address, and whether it came from the table or
+    is the table's worst case."""
 
     hourly: float
     known: bool
@@ -27,8 +35,8 @@ def hourly_price(instance_type: str) -> Price:
     so that a budget is never under-counted."""
     table = _table()
     if instance_type in table:
-        return Price(table[instance_type], True)
-    return Price(max(table.values()), False)
+        return Price(table[instance_type] + PUBLIC_IPV4_HOURLY, True)
+    return Price(max(table.values()) + PUBLIC_IPV4_HOURLY, False)
 
 
 def estimate(instance_type: str, instances: int, minutes: float) -> float:

@@ -21,6 +21,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
+from chalicelib import awslimits
 from service.deploy import naming
 from service.deploy.exceptions import DeployError
 
@@ -28,7 +29,8 @@ RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeou
 NOT_FOUND = ("NoSuchEntity", "NotFound", "404", "NoSuchKey", "NoSuchBucket", "ParameterNotFound",
              "InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "NoSuchPublicAccessBlockConfiguration",
              "ServerSideEncryptionConfigurationNotFoundError", "OwnershipControlsNotFoundError",
-             "InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
+             "InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable",
+             "ResourceNotFoundException")
 
 
 def code(error: ClientError) -> str:
@@ -209,6 +211,7 @@ class AnalysisState:
     running: tuple[str, ...]
     memberships: dict[str, int] = field(default_factory=dict)  # IAM groups each existing user is in
     queue_found: bool = False
+    concurrency_room: int | None = None  # what on_submit may reserve; None: Lambda did not say
 
 
 def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> BucketState:
@@ -294,6 +297,17 @@ def memberships(clients: Clients, users: Iterable[str]) -> dict[str, int]:
             for u in sorted(set(users))}
 
 
+def concurrency_room(clients: Clients, function: str) -> int | None:
+    """How much concurrency ``function`` may reserve and leave Lambda's minimum unreserved."""
+    client = clients("lambda")
+    settings = _get("reading Lambda's account settings", client.get_account_settings)
+    if not settings:
+        return None
+    unreserved = int(settings["AccountLimit"]["UnreservedConcurrentExecutions"])
+    current = _get(f"reading {function}'s concurrency", client.get_function_concurrency, FunctionName=function) or {}
+    return unreserved + int(current.get("ReservedConcurrentExecutions", 0)) - awslimits.UNRESERVED_CONCURRENCY
+
+
 def queue_exists(clients: Clients, name: str) -> bool:
     try:
         clients("sqs").get_queue_url(QueueName=name)
@@ -321,12 +335,13 @@ def running_instances(clients: Clients, bucket: str) -> tuple[str, ...]:
 def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: Iterable[str],
                   ami: str | None) -> AnalysisState:
     """Everything deploy and destroy compare against, for one analysis."""
-    found = existing_users(clients, users)
+    found, stage = existing_users(clients, users), naming.stage_name(bucket)
     return AnalysisState(
         account=clients.account, region=clients.region, bucket=read_bucket(clients, bucket, markers),
         groups=read_groups(clients, bucket), users=found,
         budgets=read_budgets(clients, bucket), role=read_role(clients, bucket),
         image_found=image_exists(clients, ami) if ami else False, running=running_instances(clients, bucket),
         memberships=memberships(clients, found),
-        queue_found=queue_exists(clients, naming.dead_letter_queue(naming.stage_name(bucket))),
+        queue_found=queue_exists(clients, naming.dead_letter_queue(stage)),
+        concurrency_room=concurrency_room(clients, f"{naming.lambda_prefix(stage)}on_submit"),
     )

@@ -54,15 +54,17 @@ class WriteFile:
 
 @dataclass(frozen=True)
 class Chalice:
-    """Run ``chalice ARGS`` in ``project`` with BUCKET_NAME and the region set."""
+    """Run ``chalice ARGS`` in ``project`` with BUCKET_NAME, the region and the Lambda runtime set."""
 
     args: tuple[str, ...]
     project: Path
     bucket: str
     region: str
+    runtime: str = ""
 
     def describe(self) -> str:
-        return f"BUCKET_NAME={self.bucket} chalice {' '.join(self.args)} (in {self.project})"
+        runtime = f" for {self.runtime}" if self.runtime else ""
+        return f"BUCKET_NAME={self.bucket} chalice {' '.join(self.args)}{runtime} (in {self.project})"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.blueprint import Blueprint
-from service.deploy import awsstate, records
+from service.deploy import awsstate, records, rulebook
 from service.deploy.awsstate import Clients
 from service.deploy.changes import Plan
 from service.deploy.exceptions import DeployError
@@ -41,6 +41,7 @@ def initialise(clients: Clients, ssh_cidr: str | None = None, plan_only: bool = 
     """``neurocaas init``: make the shared resources, then record them for later commands."""
     state = awsstate.read_shared(clients)
     plan = plan_init(state, ssh_cidr)
+    rulebook.refuse(plan)
     path = records.init_path(state.account, state.region, home)
     show(plan)
     if plan_only:
@@ -100,7 +101,9 @@ def change_members(clients: Clients, blueprint: Blueprint, affiliate: str, users
         listed = [u for a in blueprint.affiliates if a.name == affiliate for u in a.usernames]
         plan = plan_remove(group, users, listed)
     else:
-        plan = plan_add(group, users, awsstate.existing_users(clients, users), create)
+        existing = awsstate.existing_users(clients, users)
+        plan = plan_add(group, users, existing, create, awsstate.memberships(clients, existing))
+    rulebook.refuse(plan, blueprint)
     show(plan)
     if not plan_only:
         Executor(clients).apply(plan)

@@ -6,8 +6,8 @@ in the project folder with ``BUCKET_NAME`` and the region in its environment; te
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -28,24 +28,23 @@ from service.deploy.changes import (
     WriteFile,
 )
 from service.deploy.exceptions import DeployError
+from service.deploy.runtime import RUNTIME_VARIABLE
 
 ChaliceRunner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
 """Runs ``chalice ARGS`` in a folder with extra environment variables; returns the exit code."""
 
 
-def chalice_executable() -> str:
-    """The ``chalice`` next to this Python (a virtual environment's), else the one on PATH."""
-    beside = Path(sys.executable).parent / "chalice"
-    found = str(beside) if beside.exists() else shutil.which("chalice")
-    if not found:
-        raise DeployError("The `chalice` command is not installed: run `pip install chalice` (or install this "
-                          "project with pip) and deploy again.")
-    return found
+def chalice_command() -> list[str]:
+    """``chalice`` run by this Python through :mod:`service.deploy.runtime` (which sets the runtime)."""
+    if importlib.util.find_spec("chalice") is None:
+        raise DeployError("Chalice is not installed: run `pip install chalice` (or install this project with pip) "
+                          "and deploy again.")
+    return [sys.executable, "-m", "service.deploy.runtime"]
 
 
 def run_chalice(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
     """Run the real ``chalice`` with its output going to the terminal."""
-    return subprocess.run([chalice_executable(), *args], cwd=cwd, env={**os.environ, **env}, check=False).returncode
+    return subprocess.run([*chalice_command(), *args], cwd=cwd, env={**os.environ, **env}, check=False).returncode
 
 
 def _resolve(value: Any, outputs: Mapping[str, Any]) -> Any:
@@ -83,7 +82,8 @@ class Executor:
         elif isinstance(step, WriteFile):
             _write(step)
         elif isinstance(step, Chalice):
-            env = {"BUCKET_NAME": step.bucket, "AWS_DEFAULT_REGION": step.region, "AWS_REGION": step.region}
+            env = {"BUCKET_NAME": step.bucket, "AWS_DEFAULT_REGION": step.region, "AWS_REGION": step.region,
+                   RUNTIME_VARIABLE: step.runtime}
             status = self.chalice(list(step.args), step.project, env)
             if status != 0:
                 raise DeployError(f"`chalice {' '.join(step.args)}` failed (exit code {status}); its output is above. "

@@ -114,6 +114,19 @@ def policy_file(stage: str) -> str:
     return f"policy-{stage}.json"
 
 
+def reaper_policy_file(stage: str) -> str:
+    """The reaper's policy file: the stage's, plus reading the dead-letter queue."""
+    return f"policy-{stage}-reaper.json"
+
+
+def queue_url(region: str, account: str, name: str) -> str:
+    return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+
+
+def queue_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
 def lambda_prefix(stage: str) -> str:
     """Chalice names the stage's functions ``{app}-{stage}-{handler}``."""
     return f"{APP_NAME}-{stage}-"

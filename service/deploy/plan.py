@@ -13,8 +13,13 @@ from pathlib import Path
 
 from chalicelib import agent
 from chalicelib.blueprint import Blueprint
+<<<<<<< HEAD
 from service import agentfile
 from service.deploy import naming, policies
+=======
+from chalicelib import awslimits
+from service.deploy import naming, policies, rulebook
+>>>>>>> 04a4e0f (Job path ready for AWS: results/ keys never start a job, IMDSv2 hop limit 2, tag values that fit, launches checked by the rulebook, same type in other Availability Zones before fallback types, a connection pool as large as the handler's parallelism, the public IPv4 charge in prices)
 from service.deploy.awsstate import AnalysisState, GroupState
 from service.deploy.changes import (
     Action,
@@ -27,6 +32,8 @@ from service.deploy.changes import (
 )
 from service.deploy.exceptions import DeployError
 from service.deploy.records import InitRecord, deployed_text
+from service.deploy.runtime import lambda_runtime
+from service.deploy.users import membership_problem
 from service.deploy.stagefiles import (
     LocalState,
     config_text,
@@ -36,6 +43,9 @@ from service.deploy.stagefiles import (
     stage_block,
     stage_digest,
 )
+
+ON_SUBMIT_CONCURRENCY = 10  # submissions handled at once per analysis; bounds a burst of submit.json writes
+ASYNC_FUNCTIONS = naming.LAMBDA_HANDLERS  # S3, EventBridge and schedules all invoke asynchronously
 
 
 def folder_markers(affiliates: Iterable[str]) -> list[str]:
@@ -52,11 +62,19 @@ def refusals(blueprint: Blueprint, state: AnalysisState | None = None) -> list[s
     """Why this blueprint cannot be deployed as it is (checked before anything is created)."""
     bucket, settings = blueprint.name, blueprint.settings
     problems = [p for p in (naming.name_problem(bucket), naming.region_problem(settings.region)) if p]
+    seen: dict[str, str] = {}
     for affiliate in blueprint.affiliates:
         name = naming.iam_group_name(bucket, affiliate.name)
-        if len(name) > naming.IAM_NAME_LIMIT:
-            problems.append(f"The IAM group name {name[:40]}... would be longer than {naming.IAM_NAME_LIMIT} "
-                            f"characters: shorten the AffiliateName {affiliate.name[:40]}... or the PipelineName.")
+        if len(name) > awslimits.IAM_GROUP_NAME:
+            longest = awslimits.IAM_GROUP_NAME - len(bucket) - 1
+            problems.append(f"The IAM group name {name[:40]}... would be longer than {awslimits.IAM_GROUP_NAME} "
+                            f"characters: shorten the AffiliateName {affiliate.name[:40]}... to at most {longest} "
+                            "characters (or the PipelineName).")
+        if name.lower() in seen:
+            problems.append(f"The AffiliateNames {seen[name.lower()]!r} and {affiliate.name!r} differ only in case, "
+                            "and IAM group names ignore case: rename one of them.")
+        seen.setdefault(name.lower(), affiliate.name)
+    problems += rulebook.blueprint_problems(blueprint)
     if state is None:
         return problems
     if not state.bucket.owned:
@@ -91,6 +109,62 @@ def _bucket_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
     return [Change(Action.UPDATE, target, what, (call,)) for done, what, call in fixes if not done]
 
 
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's longest
+
+
+def _role_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
+    """The analysis's own instance role and profile: its bucket's job paths and the SSM agent, nothing else."""
+    bucket = blueprint.name
+    role, profile, current = naming.instance_role(bucket), naming.instance_profile(bucket), state.role
+    trust = policies.instance_trust_policy()
+    wanted = {naming.INSTANCE_POLICY: policies.instance_policy(bucket, blueprint.settings.bypass_buckets),
+              naming.SSM_AGENT_POLICY: policies.ssm_agent_policy()}
+    changes = []
+    if not current.exists:
+        changes.append(Change(Action.CREATE, f"IAM role {role}", f"for {bucket}'s instances only", (
+            Call("iam", "create_role", {"RoleName": role, "AssumeRolePolicyDocument": json.dumps(trust),
+                                        "Description": f"NeuroCAAS instances of {bucket}",
+                                        "Tags": [{"Key": "neurocaas:analysis", "Value": bucket}]}),)))
+    elif current.trust != trust:
+        changes.append(Change(Action.UPDATE, f"IAM role {role}", "only EC2 may assume it", (
+            Call("iam", "update_assume_role_policy", {"RoleName": role, "PolicyDocument": json.dumps(trust)}),)))
+    for name, document in wanted.items():
+        if current.policies.get(name) != document:
+            changes.append(Change(Action.CREATE if name not in current.policies else Action.UPDATE,
+                                  f"policy {name} of {role}", POLICY_PURPOSE[name], (
+                Call("iam", "put_role_policy", {"RoleName": role, "PolicyName": name,
+                                                "PolicyDocument": json.dumps(document)}),)))
+    changes += [Change(Action.DELETE, f"policy {name} of {role}", "not NeuroCAAS's", (
+        Call("iam", "delete_role_policy", {"RoleName": role, "PolicyName": name}),))
+        for name in sorted(current.policies) if name not in wanted]
+    add = Call("iam", "add_role_to_instance_profile", {"InstanceProfileName": profile, "RoleName": role})
+    if current.profile_roles is None:
+        changes.append(Change(Action.CREATE, f"instance profile {profile}", f"holding {role}", (
+            Call("iam", "create_instance_profile", {"InstanceProfileName": profile,
+                                                    "Tags": [{"Key": "neurocaas:analysis", "Value": bucket}]}), add)))
+    elif current.profile_roles != (role,):
+        removals = tuple(Call("iam", "remove_role_from_instance_profile", {"InstanceProfileName": profile, "RoleName": r})
+                         for r in current.profile_roles)
+        changes.append(Change(Action.UPDATE, f"instance profile {profile}", f"holds {role} only", (*removals, add)))
+    return changes
+
+
+POLICY_PURPOSE = {naming.INSTANCE_POLICY: "instances read the inputs and configs and write the results",
+                  naming.SSM_AGENT_POLICY: "the SSM agent, so development instances accept Run Command"}
+
+
+def _delete_role(bucket: str, state: AnalysisState) -> list[Change]:
+    role, profile, current = naming.instance_role(bucket), naming.instance_profile(bucket), state.role
+    steps: list[Call] = [Call("iam", "remove_role_from_instance_profile", {"InstanceProfileName": profile, "RoleName": r})
+                         for r in current.profile_roles or ()]
+    if current.profile_roles is not None:
+        steps.append(Call("iam", "delete_instance_profile", {"InstanceProfileName": profile}))
+    if current.exists:
+        steps += [Call("iam", "delete_role_policy", {"RoleName": role, "PolicyName": p}) for p in sorted(current.policies)]
+        steps.append(Call("iam", "delete_role", {"RoleName": role}))
+    return [Change(Action.DELETE, f"IAM role and instance profile {role}", "", tuple(steps))] if steps else []
+
+
 def _delete_group(group: GroupState, why: str) -> Change:
     steps = [Call("iam", "remove_user_from_group", {"GroupName": group.name, "UserName": u}) for u in group.members]
     steps += [Call("iam", "delete_group_policy", {"GroupName": group.name, "PolicyName": p}) for p in group.policies]
@@ -123,7 +197,17 @@ def _group_changes(blueprint: Blueprint, state: AnalysisState) -> tuple[list[Cha
                   for u in affiliate.usernames if u not in state.users]
     changes += [_delete_group(g, "no longer in the blueprint (its folder and data are kept)")
                 for name, g in sorted(state.groups.items()) if name not in wanted]
+    joining: dict[str, int] = {}
+    for change in changes:
+        for step in change.steps:
+            if isinstance(step, Call) and step.operation == "add_user_to_group":
+                joining[step.params["UserName"]] = joining.get(step.params["UserName"], 0) + 1
+    for user, count in sorted(joining.items()):
+        problem = membership_problem(user, state.memberships.get(user, 0), count)
+        if problem:
+            raise DeployError(problem)
     return changes, notes
+
 
 
 def _budget_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
@@ -159,6 +243,7 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
     if missing:
         changes.append(Change(Action.CREATE, f"folders in s3://{bucket}", ", ".join(missing), tuple(
             Call("s3", "put_object", {"Bucket": bucket, "Key": key, "Body": b""}) for key in missing)))
+<<<<<<< HEAD
     if agent.artifact_key() not in state.bucket.folders:
         changes.append(Change(Action.CREATE, f"remote side s3://{bucket}/{agent.artifact_key()}",
                               "instances install it from there when their image lacks it", (
@@ -172,41 +257,73 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
             Call("iam", "put_role_policy", {"RoleName": shared.instance_role,
                                             "PolicyName": naming.instance_policy_name(bucket),
                                             "PolicyDocument": json.dumps(wanted_instance)}),)))
+=======
+    changes += _role_changes(blueprint, state)
+    if not state.queue_found:
+        queue = naming.dead_letter_queue(naming.stage_name(bucket))
+        changes.append(Change(Action.CREATE, f"SQS queue {queue}", "keeps events the functions failed on, for replay", (
+            Call("sqs", "create_queue", {"QueueName": queue, "Attributes": {
+                "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
+                "tags": {"neurocaas:analysis": bucket}}),)))
+>>>>>>> 04a4e0f (Job path ready for AWS: results/ keys never start a job, IMDSv2 hop limit 2, tag values that fit, launches checked by the rulebook, same type in other Availability Zones before fallback types, a connection pool as large as the handler's parallelism, the public IPv4 charge in prices)
     group_changes, notes = _group_changes(blueprint, state)
     changes += group_changes + _budget_changes(blueprint, state)
-    changes += _stage_changes(blueprint, shared, state, local, deployed_record)
-    notes += _override_notes(blueprint, shared)
-    return Plan(f"Deploy {bucket} to account {state.account}, {state.region}:", tuple(changes), tuple(notes))
+    stage_changes, stage_notes = _stage_changes(blueprint, shared, state, local, deployed_record)
+    changes += stage_changes
+    notes += stage_notes + _override_notes(blueprint, shared)
+    plan = Plan(f"Deploy {bucket} to account {state.account}, {state.region}:", tuple(changes), tuple(notes))
+    rulebook.refuse(plan, blueprint)
+    return plan
 
 
 def _stage_changes(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, local: LocalState,
-                   deployed_record: Path) -> list[Change]:
-    stage, changes = blueprint.name, []
-    deployed = deployable(blueprint, shared.instance_profile, shared.job_security_group)
-    policy = policy_text(policies.job_manager_policy(deployed.settings, stage, shared))
-    if local.policy_text != policy:
-        changes.append(Change(Action.CREATE if local.policy_text is None else Action.UPDATE,
-                              f"job manager policy .chalice/{naming.policy_file(stage)}",
-                              "only the actions the job manager uses, on this analysis",
-                              (WriteFile(local.policy_path(stage), policy),)))
-    config = config_with_stage(local.config, stage, stage_block(deployed))
+                   deployed_record: Path) -> tuple[list[Change], list[str]]:
+    stage, changes, notes = naming.stage_name(blueprint.name), [], []
+    deployed = deployable(blueprint, shared.job_security_group)
+    texts = {naming.policy_file(stage): policy_text(policies.job_manager_policy(deployed.settings, stage, shared)),
+             naming.reaper_policy_file(stage): policy_text(
+                 policies.job_manager_policy(deployed.settings, stage, shared, reaper=True))}
+    for name, text in texts.items():
+        if local.policies.get(name) != text:
+            changes.append(Change(Action.CREATE if local.policies.get(name) is None else Action.UPDATE,
+                                  f"job manager policy .chalice/{name}",
+                                  "only the actions the job manager uses, on this analysis",
+                                  (WriteFile(local.policy_path(name), text),)))
+    concurrency = ON_SUBMIT_CONCURRENCY
+    if state.concurrency_room is not None and state.concurrency_room < ON_SUBMIT_CONCURRENCY:
+        concurrency = 0
+        notes.append(f"on_submit gets no reserved concurrency: the account's Lambda concurrency leaves room for "
+                     f"{max(state.concurrency_room, 0)} (Lambda keeps {awslimits.UNRESERVED_CONCURRENCY} unreserved). "
+                     "Ask AWS to raise the Lambda concurrent executions quota, then deploy again.")
+    queue = naming.dead_letter_queue(stage)
+    block = stage_block(deployed, naming.queue_url(state.region, state.account, queue), concurrency)
+    config = config_with_stage(local.config, stage, block)
     if config != local.config:
         changes.append(Change(Action.CREATE if stage not in local.config.get("stages", {}) else Action.UPDATE,
                               f"Chalice stage {stage}", "Lambda environment and policy file in .chalice/config.json",
                               (WriteFile(local.config_path, config_text(config)),)))
-    digest = stage_digest(config, stage, policy, local.code_digest)
+    runtime = lambda_runtime()
+    problem = awslimits.runtime_problem(runtime)
+    if problem:
+        raise DeployError(f"{problem}: unset NEUROCAAS_LAMBDA_RUNTIME, or set it to one of these, and deploy again.")
+    digest = stage_digest(config, stage, list(texts.values()), local.code_digest, runtime)
     if local.deployed_digest != digest:
+        arn = naming.queue_arn(state.region, state.account, queue)
+        failures = tuple(Call("lambda", "put_function_event_invoke_config", {
+            "FunctionName": f"{naming.lambda_prefix(stage)}{handler}", "MaximumRetryAttempts": 2,
+            "DestinationConfig": {"OnFailure": {"Destination": arn}}}) for handler in ASYNC_FUNCTIONS)
         changes.append(Change(Action.RUN, f"chalice deploy --stage {stage}",
-                              "the job manager's functions, their role and the S3 trigger", (
-            Chalice(("deploy", "--stage", stage), local.project, blueprint.name, state.region),
-            WriteFile(deployed_record, deployed_text(digest)))))
-    return changes
+                              f"the job manager's functions on {runtime}, their roles and the S3 trigger; "
+                              f"failed events go to {queue}", (
+            Chalice(("deploy", "--stage", stage), local.project, blueprint.name, state.region, runtime),
+            *failures, WriteFile(deployed_record, deployed_text(digest)))))
+    return changes, notes
 
 
 def _override_notes(blueprint: Blueprint, shared: InitRecord) -> list[str]:
-    settings, notes = blueprint.settings, []
-    if settings.iam_role and settings.iam_role != shared.instance_profile:
-        notes.append(f"IAM_ROLE {settings.iam_role} is replaced by {shared.instance_profile} (from neurocaas init).")
+    settings, notes, profile = blueprint.settings, [], naming.instance_profile(blueprint.name)
+    if settings.iam_role and settings.iam_role != profile:
+        notes.append(f"IAM_ROLE {settings.iam_role} is replaced by {profile}, the analysis's own instance profile.")
     if settings.security_groups and settings.security_groups != (shared.job_security_group,):
         notes.append(f"SECURITY_GROUPS {', '.join(settings.security_groups)} are replaced by the job security group "
                      f"{shared.job_security_group} (from neurocaas init).")
@@ -218,7 +335,7 @@ def _override_notes(blueprint: Blueprint, shared: InitRecord) -> list[str]:
 def plan_destroy(blueprint: Blueprint, state: AnalysisState, local: LocalState, deployed_record: Path,
                  delete_data: bool = False) -> Plan:
     """Everything ``neurocaas destroy`` removes; refuses while the analysis has instances running."""
-    bucket, stage = blueprint.name, blueprint.name
+    bucket, stage = blueprint.name, naming.stage_name(blueprint.name)
     if state.running:
         raise DeployError(f"{len(state.running)} instance(s) of {bucket} are pending or running "
                           f"({', '.join(state.running[:5])}): wait for their jobs to end or cancel them, then destroy again.")
@@ -230,16 +347,16 @@ def plan_destroy(blueprint: Blueprint, state: AnalysisState, local: LocalState, 
     if stage in local.config.get("stages", {}):
         changes.append(Change(Action.DELETE, f"Chalice stage {stage}", "from .chalice/config.json",
                               (WriteFile(local.config_path, config_text(config_with_stage(local.config, stage, None))),)))
-    if local.policy_text is not None:
-        changes.append(Change(Action.DELETE, f"job manager policy .chalice/{naming.policy_file(stage)}", "",
-                              (WriteFile(local.policy_path(stage), None),)))
+    changes += [Change(Action.DELETE, f"job manager policy .chalice/{name}", "", (WriteFile(local.policy_path(name), None),))
+                for name, text in local.policies.items() if text is not None]
     changes += [_delete_group(g, "and its folder policy") for _, g in sorted(state.groups.items())]
     if state.budgets:
         changes.append(_delete_budgets(sorted(state.budgets), "budgets of this analysis"))
-    if state.instance_policy is not None:
-        changes.append(Change(Action.DELETE, f"instance role policy {naming.instance_policy_name(bucket)}", "", (
-            Call("iam", "delete_role_policy", {"RoleName": naming.INSTANCE_ROLE,
-                                               "PolicyName": naming.instance_policy_name(bucket)}),)))
+    changes += _delete_role(bucket, state)
+    if state.queue_found:
+        queue = naming.dead_letter_queue(stage)
+        changes.append(Change(Action.DELETE, f"SQS queue {queue}", "and the failed events it keeps", (
+            Call("sqs", "delete_queue", {"QueueUrl": naming.queue_url(state.region, state.account, queue)}),)))
     if state.bucket.exists and state.bucket.owned:
         if delete_data:
             changes.append(Change(Action.DELETE, f"S3 bucket {bucket}", "and ALL its data (--delete-data)", (

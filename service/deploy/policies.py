@@ -16,8 +16,7 @@ from service.deploy.records import InitRecord
 
 Policy = dict[str, Any]
 VERSION = "2012-10-17"
-# The Chalice handlers in app.py; each is a Lambda function named neurocaas-{stage}-{handler}.
-LAMBDA_HANDLERS = ("on_submit", "on_cancel", "on_instance_state", "reaper")
+LAMBDA_HANDLERS = naming.LAMBDA_HANDLERS
 
 
 def _document(*statements: dict[str, Any]) -> Policy:
@@ -87,14 +86,16 @@ def _bypass_statements(buckets: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecord) -> Policy:
+def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecord, reaper: bool = False) -> Policy:
     """The Lambda's policy: every action ``chalicelib`` calls, on this analysis only.
 
     S3 on the bucket (and bypass buckets), launching only the analysis's image into the job
     security group and the default VPC (both from ``shared``, the init record) with the analysis's
     tags and instance types, stopping only instances tagged with the analysis, the analysis's
-    budget parameters, passing only the instance role, and the functions' own logs. EC2's
-    Describe calls support no resource scoping, so they alone are on ``"*"``.
+    budget parameters, passing only the analysis's instance role, the functions' own logs, and
+    sending failed events to the stage's dead-letter queue (which only the reaper, ``reaper=True``,
+    may read and delete from). EC2's Describe calls support no resource scoping, so they alone are
+    on ``"*"``.
     """
     bucket, region, account = settings.bucket_name, shared.region, shared.account
     arn = "arn:aws"
@@ -103,6 +104,8 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
     tagged = {"aws:RequestTag/analysis": bucket}
     log_groups = [f"{arn}:logs:{region}:{account}:log-group:/aws/lambda/{naming.lambda_prefix(stage)}{h}"
                   for h in LAMBDA_HANDLERS]
+    queue = naming.queue_arn(region, account, naming.dead_letter_queue(stage))
+    role = f"{arn}:iam::{account}:role/{naming.instance_role(bucket)}"
     statements: list[dict[str, Any]] = [
         {"Sid": "AnalysisBucketObjects", "Effect": "Allow",
          "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": f"{_bucket(bucket)}/*"},
@@ -123,18 +126,24 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
         {"Sid": "StopOnlyTheAnalysisInstances", "Effect": "Allow", "Action": "ec2:TerminateInstances",
          "Resource": f"{ec2}:instance/*", "Condition": {"StringEquals": {"aws:ResourceTag/analysis": bucket}}},
         {"Sid": "DescribeEC2", "Effect": "Allow",
-         "Action": ["ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances"], "Resource": "*"},
+         "Action": ["ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
+                    "ec2:DescribeSubnets"], "Resource": "*"},
         {"Sid": "ReadVcpuQuotas", "Effect": "Allow", "Action": "servicequotas:GetServiceQuota",
          "Resource": f"{arn}:servicequotas:{region}:{account}:ec2/*"},
         {"Sid": "ReadBudgets", "Effect": "Allow", "Action": "ssm:GetParameter",
          "Resource": f"{arn}:ssm:{region}:{account}:parameter"
                      + naming.budget_parameter("*", bucket)},
-        {"Sid": "PassOnlyTheInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": shared.instance_role_arn, "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+        {"Sid": "PassOnlyTheAnalysisInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": role, "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
         {"Sid": "FunctionLogs", "Effect": "Allow",
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": [*log_groups, *(f"{group}:*" for group in log_groups)]},
+        {"Sid": "SendFailedEvents", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue},
     ]
+    if reaper:
+        statements.append({"Sid": "ReplayFailedEvents", "Effect": "Allow",
+                           "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                           "Resource": queue})
     if settings.bypass_buckets:
         statements[2:2] = _bypass_statements(settings.bypass_buckets)
     return _document(*statements)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from chalicelib import awslimits
 from chalicelib.blueprint import Blueprint
 from service.deploy import naming
 from service.deploy.awsstate import GroupState
 from service.deploy.changes import Action, Call, Change, Plan
 from service.deploy.exceptions import DeployError
 
-USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+
+
+def membership_problem(user: str, current: int, joining: int) -> str | None:
+    """IAM puts a user in at most 10 groups (not adjustable): refuse, with advice, what goes over."""
+    if current + joining <= awslimits.GROUPS_PER_USER:
+        return None
+    return (f"IAM user {user} is in {current} IAM group(s) and would join {joining} more; IAM allows "
+            f"{awslimits.GROUPS_PER_USER}. Remove them from groups they no longer need (`aws iam list-groups-for-user "
+            f"--user-name {user}`), or give them a separate IAM user for this analysis.")
 
 
 def group_of(blueprint: Blueprint, affiliate: str, groups: dict[str, GroupState]) -> GroupState:
@@ -32,9 +42,16 @@ def check_user_names(users: Sequence[str]) -> None:
         raise DeployError(f"Not an IAM user name: {', '.join(bad)} (up to 64 letters, digits and + = , . @ _ -).")
 
 
-def plan_add(group: GroupState, users: Sequence[str], existing: frozenset[str], create: bool) -> Plan:
-    """Add users to the group; missing users are refused unless ``create`` (made without credentials)."""
+def plan_add(group: GroupState, users: Sequence[str], existing: frozenset[str], create: bool,
+             memberships: Mapping[str, int] | None = None) -> Plan:
+    """Add users to the group; missing users are refused unless ``create`` (made without credentials),
+    and so is a user IAM's 10-group limit would not take (``memberships``: groups each user is in)."""
     check_user_names(users)
+    for user in dict.fromkeys(users):
+        if user not in group.members:
+            problem = membership_problem(user, (memberships or {}).get(user, 0), 1)
+            if problem:
+                raise DeployError(problem)
     missing = [u for u in dict.fromkeys(users) if u not in existing]
     if missing and not create:
         raise DeployError(f"No IAM user {', '.join(missing)}: create it first, or pass --create to have NeuroCAAS "
