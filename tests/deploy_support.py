@@ -5,8 +5,10 @@ Not a test module itself (tests/test_deploy_*.py import it).
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import botocore.client
 from moto.ec2.models.amis import AMIS
 
 from chalicelib.blueprint import Blueprint, load_blueprint
-from service.deploy import commands
+from service.deploy import commands, naming
 from service.deploy.awsstate import Clients
 from service.deploy.commands import Outcome
 
@@ -30,14 +32,37 @@ READ_ONLY = ("Get", "List", "Head", "Describe")
 
 @dataclass
 class FakeChalice:
-    """Stands in for the ``chalice`` command: records each call, succeeds (or fails when told)."""
+    """Stands in for the ``chalice`` command: records each call, succeeds (or fails when told); a
+    deploy makes the stage's functions (and their roles) in moto as Chalice would name them."""
 
     calls: list[tuple[list[str], Path, dict[str, str]]] = field(default_factory=list)
     exit_code: int = 0
 
     def __call__(self, args: Any, cwd: Path, env: Any) -> int:
         self.calls.append((list(args), cwd, dict(env)))
+        if self.exit_code == 0 and args[0] == "deploy":
+            make_functions(args[args.index("--stage") + 1])
         return self.exit_code
+
+
+def make_functions(stage: str) -> None:
+    """The stage's functions, as ``chalice deploy`` makes them, once."""
+    iam, functions = boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION)
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
+    for handler in naming.LAMBDA_HANDLERS:
+        name = f"{naming.lambda_prefix(stage)}{handler}"
+        try:
+            functions.get_function(FunctionName=name)
+            continue
+        except functions.exceptions.ResourceNotFoundException:
+            pass
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        functions.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+                                  Code={"ZipFile": package.getvalue()})
 
 
 @dataclass

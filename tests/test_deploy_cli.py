@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from tests.deploy_support import Account, changing, recorded_calls
+from service.deploy.runtime import lambda_runtime
+from tests.deploy_support import Account, changing, make_functions, recorded_calls
 
 runner = CliRunner()
 
@@ -78,7 +79,7 @@ def test_init_then_deploy_plan_then_deploy_through_the_real_runner(account: Acco
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     first = runner.invoke(app, ["init", "--region", "us-east-1", "--ssh-cidr", "203.0.113.7/32"])
     assert first.exit_code == 0, first.output
-    assert "+ create IAM role neurocaas-instance" in first.output and "init.json" in first.output
+    assert "+ create security group neurocaas-dev" in first.output and "init.json" in first.output
     shown = runner.invoke(app, ["init", "--region", "us-east-1", "--show-key"])
     assert "nothing to change" in shown.output and "PRIVATE KEY" in shown.output
 
@@ -87,17 +88,20 @@ def test_init_then_deploy_plan_then_deploy_through_the_real_runner(account: Acco
         planned = runner.invoke(app, ["deploy", str(blueprint), "--plan"])
     assert planned.exit_code == 0, planned.output
     assert "+ create S3 bucket spikes-test" in planned.output and "Nothing was changed (--plan)" in planned.output
+    assert "functions on python3.1" in planned.output  # the Lambda runtime the deploy targets
     assert changing(calls) == []
 
     # the real subprocess runner, with a stand-in `chalice` that records how it was called
     fake = account.tmp / "chalice"
-    fake.write_text(f'#!/bin/sh\necho "$@ BUCKET_NAME=$BUCKET_NAME in $(pwd)" >> {account.tmp}/chalice.log\n')
+    fake.write_text(f'#!/bin/sh\necho "$@ BUCKET_NAME=$BUCKET_NAME for $NEUROCAAS_LAMBDA_RUNTIME in $(pwd)" '
+                    f'>> {account.tmp}/chalice.log\n')
     fake.chmod(0o755)
-    monkeypatch.setattr("service.deploy.executor.chalice_executable", lambda: str(fake))
+    monkeypatch.setattr("service.deploy.executor.chalice_command", lambda: [str(fake)])
+    make_functions("spikes-test")  # what the real chalice would have made, for the failure destinations
     deployed = runner.invoke(app, ["deploy", str(blueprint)])
     assert deployed.exit_code == 0, deployed.output
     assert (account.tmp / "chalice.log").read_text() == (
-        f"deploy --stage spikes-test BUCKET_NAME=spikes-test in {account.project.resolve()}\n")
+        f"deploy --stage spikes-test BUCKET_NAME=spikes-test for {lambda_runtime()} in {account.project.resolve()}\n")
     assert "nothing to change" in runner.invoke(app, ["deploy", str(blueprint)]).output
 
 

@@ -15,10 +15,8 @@ from service.deploy import naming, policies
 from service.deploy.records import InitRecord
 from tests.deploy_support import Account, recorded_calls
 
-SHARED = InitRecord(account="123456789012", region="us-east-1", vpc_id="vpc-1", instance_role="neurocaas-instance",
-                    instance_role_arn="arn:aws:iam::123456789012:role/neurocaas-instance",
-                    instance_profile="neurocaas-instance", job_security_group="sg-0job", dev_security_group="sg-0dev",
-                    key_name="neurocaas-dev", key_parameter="/neurocaas/keys/neurocaas-dev")
+SHARED = InitRecord(account="123456789012", region="us-east-1", vpc_id="vpc-1", job_security_group="sg-0job",
+                    dev_security_group="sg-0dev", key_name="neurocaas-dev", key_parameter="/neurocaas/keys/neurocaas-dev")
 # What an S3 API call is authorised as, where the names differ.
 S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket"}
 
@@ -61,7 +59,8 @@ def test_the_job_manager_policy_has_no_wildcard_action_and_stays_in_its_bucket()
     actions = {a for s in statements(policy) for a in s["Action"]}
     assert "iam:PassRole" in actions and not any(a.startswith(("iam:Create", "iam:Put", "iam:Attach")) for a in actions)
     passing = [s for s in statements(policy) if "iam:PassRole" in s["Action"]]
-    assert [s["Resource"] for s in passing] == [[SHARED.instance_role_arn]]
+    # only the analysis's own instance role: no other analysis's instances can be given its bucket
+    assert [s["Resource"] for s in passing] == [["arn:aws:iam::123456789012:role/neurocaas-spikes-test"]]
     assert "AdministratorAccess" not in json.dumps(policy)
 
 
@@ -163,7 +162,9 @@ def test_the_job_manager_with_the_deployed_stage_makes_only_calls_its_policy_all
     launch, = [p for _, op, p in calls if op == "RunInstances"]
     record = json.loads(next(deployed.home.rglob("init.json")).read_text())
     assert launch["ImageId"] == deployed.ami and launch["SecurityGroupIds"] == [record["job_security_group"]]
-    assert launch["IamInstanceProfile"] == {"Name": naming.INSTANCE_PROFILE} and "KeyName" not in launch
+    assert launch["IamInstanceProfile"] == {"Name": naming.instance_profile(bucket)} and "KeyName" not in launch
+    assert launch["MetadataOptions"]["HttpTokens"] == "required"
+    assert launch["MetadataOptions"]["HttpPutResponseHopLimit"] == 2  # containers on the instance get credentials
     assert launch["InstanceType"] == "t2.micro"
     for spec in launch["TagSpecifications"]:
         assert {"Key": "analysis", "Value": bucket} in spec["Tags"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import agent
+from chalicelib import agent, awslimits
 from service.deploy import naming
 from service.deploy.exceptions import DeployError
 from tests.deploy_support import Account, changing, recorded_calls, snapshot
@@ -50,18 +50,30 @@ def test_deploy_makes_what_the_issue_asks_for(account: Account) -> None:
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert [u["UserName"] for u in iam.get_group(GroupName="spikes-test.alab")["Users"]] == ["alice"]
     assert ssm.get_parameter(Name="/neurocaas/budgets/blab/spikes-test")["Parameter"]["Value"] == "40"
-    assert iam.get_role_policy(RoleName=naming.INSTANCE_ROLE, PolicyName="neurocaas-spikes-test")
+    role = naming.instance_role("spikes-test")
+    assert sorted(iam.list_role_policies(RoleName=role)["PolicyNames"]) == [naming.INSTANCE_POLICY,
+                                                                             naming.SSM_AGENT_POLICY]
+    assert [r["RoleName"] for r in iam.get_instance_profile(InstanceProfileName=role)["InstanceProfile"]["Roles"]] == [role]
 
     chalice_dir = account.project / ".chalice"
     stage = json.loads((chalice_dir / "config.json").read_text())["stages"]["spikes-test"]
     assert stage["autogen_policy"] is False and stage["iam_policy_file"] == "policy-spikes-test.json"
-    assert stage["environment_variables"]["IAM_ROLE"] == naming.INSTANCE_PROFILE
+    assert stage["environment_variables"]["IAM_ROLE"] == naming.instance_profile("spikes-test")
+    assert stage["log_retention_in_days"] in awslimits.RETENTION_DAYS
+    assert stage["lambda_functions"]["on_submit"]["reserved_concurrency"] > 0
+    queue = account.clients("sqs").get_queue_url(QueueName="neurocaas-spikes-test-failed")["QueueUrl"]
+    assert stage["environment_variables"]["NEUROCAAS_DEAD_LETTER_QUEUE"] == queue
+    functions = account.clients("lambda")
+    for handler in naming.LAMBDA_HANDLERS:
+        invoke = functions.get_function_event_invoke_config(FunctionName=f"neurocaas-spikes-test-{handler}")
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":neurocaas-spikes-test-failed")
     record = json.loads(next(account.home.rglob("init.json")).read_text())
     assert json.loads(stage["environment_variables"]["SECURITY_GROUPS"]) == [record["job_security_group"]]
     assert json.loads((chalice_dir / "policy-spikes-test.json").read_text())["Statement"]
     (args, cwd, env), = account.chalice.calls
     assert args == ["deploy", "--stage", "spikes-test"] and cwd == account.project
     assert env["BUCKET_NAME"] == "spikes-test" and env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["NEUROCAAS_LAMBDA_RUNTIME"] in awslimits.SUPPORTED_RUNTIMES
 
 
 def test_an_existing_budget_is_kept_and_changes_are_redeployed(account: Account) -> None:
@@ -179,8 +191,10 @@ def test_destroy_refuses_while_jobs_run_and_keeps_data_without_the_flag(account:
     assert s3.get_object(Bucket="spikes-test", Key="alab/inputs/data.bin")["Body"].read() == b"precious"
     assert [c[0] for c in account.chalice.calls][-1] == ["delete", "--stage", "spikes-test"]
     assert account.clients("iam").list_groups(PathPrefix="/neurocaas/")["Groups"] == []
-    # only init's shared SSM agent policy is left on the shared role
-    assert account.clients("iam").list_role_policies(RoleName=naming.INSTANCE_ROLE)["PolicyNames"] == [naming.SSM_AGENT_POLICY]
+    # the analysis's own instance role, its profile and its dead-letter queue are gone
+    assert account.clients("iam").list_instance_profiles()["InstanceProfiles"] == []
+    assert naming.instance_role("spikes-test") not in [r["RoleName"] for r in account.clients("iam").list_roles()["Roles"]]
+    assert account.clients("sqs").list_queues().get("QueueUrls", []) == []
     assert "spikes-test" not in json.loads((account.project / ".chalice" / "config.json").read_text())["stages"]
     assert account.destroy(blueprint).plan.notes == kept.plan.notes
 

@@ -52,16 +52,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def account(aws_mock: None, home: Path) -> InitRecord:
-    """What ``neurocaas init`` leaves: a key pair, a development security group, an instance profile, its record."""
+    """What ``neurocaas init`` and ``deploy`` leave: a key pair, a development security group, the analysis's
+    instance profile, the init record."""
     ec2 = boto3.client("ec2", region_name="us-east-1")
     ec2.create_key_pair(KeyName="neurocaas-dev")
     group = ec2.create_security_group(GroupName="neurocaas-dev", Description="SSH to development instances")["GroupId"]
-    role = boto3.client("iam").create_role(RoleName="neurocaas-instance", AssumeRolePolicyDocument="{}")["Role"]
-    boto3.client("iam").create_instance_profile(InstanceProfileName="neurocaas-instance")
+    boto3.client("iam").create_role(RoleName=f"neurocaas-{BUCKET}", AssumeRolePolicyDocument="{}")
+    boto3.client("iam").create_instance_profile(InstanceProfileName=f"neurocaas-{BUCKET}")
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
     account_id = boto3.client("sts").get_caller_identity()["Account"]
-    record = InitRecord(account=account_id, region="us-east-1", vpc_id="vpc-1", instance_role="neurocaas-instance",
-                        instance_role_arn=role["Arn"], instance_profile="neurocaas-instance", job_security_group="sg-1",
+    record = InitRecord(account=account_id, region="us-east-1", vpc_id="vpc-1", job_security_group="sg-1",
                         dev_security_group=group, key_name="neurocaas-dev", key_parameter="/neurocaas/keys/neurocaas-dev")
     path = init_path(account_id, "us-east-1", home)
     path.parent.mkdir(parents=True)
@@ -86,7 +86,8 @@ def test_launch_uses_the_account_settings_and_ends_itself(dev: NeuroCAASAMI) -> 
     item = described(instance.instance_id)
     assert item["ImageId"] == load_blueprint(dev.config_fullpath).settings.ami and item["KeyName"] == "neurocaas-dev"
     assert [g["GroupName"] for g in item["SecurityGroups"]] == ["neurocaas-dev"]
-    assert item["IamInstanceProfile"]["Arn"].endswith("/neurocaas-instance")
+    # the profile of the blueprint being developed: its own bucket, no other analysis's
+    assert item["IamInstanceProfile"]["Arn"].endswith(f"/neurocaas-{BUCKET}")
     assert item["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
     tags = {t["Key"]: t["Value"] for t in item["Tags"]}
     assert tags["neurocaas-dev"] == BUCKET and tags["Timeout"] == "45" and tags["PriceTracking"] == "On"

@@ -1,10 +1,11 @@
 """AWS development instances: EC2 for the instance, SSM Run Command for jobs, their output in S3.
 
-The instance uses the account's development key pair and security group, and the instance
-profile, that ``neurocaas init`` made (read from its record, ``$NEUROCAAS_HOME/aws/{account}-{region}/init.json``).
+The instance uses the account's development key pair and security group that ``neurocaas init``
+made (read from its record, ``$NEUROCAAS_HOME/aws/{account}-{region}/init.json``), and the instance
+profile ``neurocaas deploy`` made for the blueprint being developed (its bucket, no other analysis's).
 ``NEUROCAAS_DEV_KEY_NAME`` and ``NEUROCAAS_DEV_SECURITY_GROUP`` (with, optionally,
 ``NEUROCAAS_DEV_INSTANCE_PROFILE``) name others instead. Run Command needs the instance profile's role
-to allow the SSM agent (the AWS managed policy ``AmazonSSMManagedInstanceCore``).
+to allow the SSM agent (deploy gives the analysis's role the agent's actions).
 
 Its shutdown behaviour is ``stop`` and a cron check installed by its user data stops it when its
 lifetime (tags ``Timeout`` and ``neurocaas-dev-since``) has run out, so the work on its disk is kept.
@@ -82,7 +83,13 @@ class AwsBackend:
         if key and group:
             return DevAccount(key, group, profile or blueprint.settings.iam_role)
         record = self._init_record()
-        return DevAccount(record.key_name, record.dev_security_group, profile or record.instance_profile)
+        return DevAccount(record.key_name, record.dev_security_group, profile or self._analysis_profile(blueprint))
+
+    @staticmethod
+    def _analysis_profile(blueprint: Blueprint) -> str:
+        """The instance profile ``neurocaas deploy`` made for this blueprint: its bucket and nothing else."""
+        from service.deploy.naming import instance_profile
+        return instance_profile(blueprint.name)
 
     def _init_record(self) -> Any:
         """What ``neurocaas init`` made in this account and region."""
