@@ -21,12 +21,20 @@ errors = Console(stderr=True)
 
 @blueprint_app.command("check")
 def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json")) -> None:
-    """Validate a blueprint against the published schema, naming every invalid key."""
+    """Validate a blueprint against the published schema and AWS's limits, naming every invalid key."""
+    from service.deploy.plan import refusals
+
     try:
         blueprint = load_blueprint(path)
     except BlueprintError as error:
         errors.print(f"[red]✗[/red] {error.message}", highlight=False)
         for problem in error.problems:
+            errors.print(f"  • {problem}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    problems = refusals(blueprint)  # what AWS would refuse, checked without calling it
+    if problems:
+        errors.print(f"[red]✗[/red] {blueprint.name} cannot be deployed to AWS as it is:", highlight=False)
+        for problem in problems:
             errors.print(f"  • {problem}", highlight=False, markup=False)
         raise typer.Exit(1)
     settings = blueprint.settings

@@ -212,6 +212,7 @@ class AnalysisState:
     memberships: dict[str, int] = field(default_factory=dict)  # IAM groups each existing user is in
     queue_found: bool = False
     concurrency_room: int | None = None  # what on_submit may reserve; None: Lambda did not say
+    iam_summary: dict[str, int] = field(default_factory=dict)  # GetAccountSummary: Groups, GroupsQuota, ...
 
 
 def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> BucketState:
@@ -344,4 +345,6 @@ def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: 
         memberships=memberships(clients, found),
         queue_found=queue_exists(clients, naming.dead_letter_queue(stage)),
         concurrency_room=concurrency_room(clients, f"{naming.lambda_prefix(stage)}on_submit"),
+        iam_summary=(_get("reading the account's IAM quotas", clients("iam").get_account_summary) or {}).get(
+            "SummaryMap", {}),
     )

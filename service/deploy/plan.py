@@ -273,7 +273,26 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
     notes += stage_notes + _override_notes(blueprint, shared)
     plan = Plan(f"Deploy {bucket} to account {state.account}, {state.region}:", tuple(changes), tuple(notes))
     rulebook.refuse(plan, blueprint)
+    problem = account_quota_problem(plan, state, local)
+    if problem:
+        raise DeployError(problem)
     return plan
+
+
+def account_quota_problem(plan: Plan, state: AnalysisState, local: LocalState) -> str | None:
+    """IAM's account quotas (groups 300, roles and instance profiles 1000 by default): what this deploy
+    adds must fit, Chalice's four function roles included for a new stage."""
+    made = {"Groups": "create_group", "Roles": "create_role", "InstanceProfiles": "create_instance_profile"}
+    for kind, operation in made.items():
+        quota = state.iam_summary.get(f"{kind}Quota")
+        adding = sum(1 for c in plan.changes for s in c.steps if isinstance(s, Call) and s.operation == operation)
+        if kind == "Roles" and not local.chalice_deployed:
+            adding += len(naming.LAMBDA_HANDLERS)
+        if quota is not None and adding and state.iam_summary.get(kind, 0) + adding > quota:
+            return (f"The account has {state.iam_summary.get(kind, 0)} IAM {kind} of the {quota} its quota allows, "
+                    f"and this deploy adds {adding}: remove unused ones, or ask AWS for more in the Service Quotas "
+                    "console (IAM), then deploy again.")
+    return None
 
 
 def _stage_changes(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, local: LocalState,

@@ -95,7 +95,7 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
     budget parameters, passing only the analysis's instance role, the functions' own logs, and
     sending failed events to the stage's dead-letter queue (which only the reaper, ``reaper=True``,
     may read and delete from). EC2's Describe calls support no resource scoping, so they alone are
-    on ``"*"``.
+    on ``"*"``, with Service Quotas' read of the vCPU quota.
     """
     bucket, region, account = settings.bucket_name, shared.region, shared.account
     arn = "arn:aws"
@@ -114,7 +114,7 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
          "Resource": [f"{arn}:ec2:{region}::image/{settings.ami}", f"{ec2}:security-group/{shared.job_security_group}"]},
         {"Sid": "LaunchIntoTheDefaultVpc", "Effect": "Allow", "Action": "ec2:RunInstances",
          "Resource": [f"{ec2}:subnet/*", f"{ec2}:network-interface/*"],
-         "Condition": {"StringEquals": {"ec2:Vpc": f"{ec2}:vpc/{shared.vpc_id}"}}},
+         "Condition": {"ArnEquals": {"ec2:Vpc": f"{ec2}:vpc/{shared.vpc_id}"}}},
         {"Sid": "LaunchTaggedInstancesOfAllowedTypes", "Effect": "Allow", "Action": "ec2:RunInstances",
          "Resource": f"{ec2}:instance/*",
          "Condition": {"StringEquals": {**tagged, "ec2:InstanceType": instance_types}}},
@@ -128,8 +128,8 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
         {"Sid": "DescribeEC2", "Effect": "Allow",
          "Action": ["ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
                     "ec2:DescribeSubnets"], "Resource": "*"},
-        {"Sid": "ReadVcpuQuotas", "Effect": "Allow", "Action": "servicequotas:GetServiceQuota",
-         "Resource": f"{arn}:servicequotas:{region}:{account}:ec2/*"},
+        # GetServiceQuota supports no resource-level permission (parliament's IAM data); quotas are not secret.
+        {"Sid": "ReadVcpuQuotas", "Effect": "Allow", "Action": "servicequotas:GetServiceQuota", "Resource": "*"},
         {"Sid": "ReadBudgets", "Effect": "Allow", "Action": "ssm:GetParameter",
          "Resource": f"{arn}:ssm:{region}:{account}:parameter"
                      + naming.budget_parameter("*", bucket)},
