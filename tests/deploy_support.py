@@ -164,3 +164,26 @@ def snapshot(account: Account) -> dict[str, Any]:
     files = {str(p.relative_to(account.tmp)): p.read_text() for p in sorted(account.tmp.rglob("*")) if p.is_file()}
     return {"groups": groups, "roles": roles, "profiles": profiles, "security_groups": security_groups,
             "keys": keys, "parameters": parameters, "buckets": buckets, "files": files}
+
+
+@contextmanager
+def aws_rules() -> Iterator[list[str]]:
+    """moto made strict: every AWS call inside the block is checked against the rulebook first and
+    refused as AWS would (ValidationError); the problems found are collected too."""
+    from botocore import xform_name
+    from botocore.exceptions import ClientError
+
+    from chalicelib import awslimits
+
+    problems: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def strict(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        found = awslimits.check_call(self.meta.service_model.service_name, xform_name(operation), params)
+        if found:
+            problems.extend(found)
+            raise ClientError({"Error": {"Code": "ValidationError", "Message": "; ".join(found)}}, operation)
+        return original(self, operation, params)
+
+    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", strict):
+        yield problems
