@@ -325,6 +325,7 @@ def _stage_changes(blueprint: Blueprint, shared: InitRecord, state: AnalysisStat
     problem = awslimits.runtime_problem(runtime)
     if problem:
         raise DeployError(f"{problem}: unset NEUROCAAS_LAMBDA_RUNTIME, or set it to one of these, and deploy again.")
+    notes.append(f"The functions run on {runtime} (Lambda's runtime for this deploy, whatever Python runs neurocaas).")
     digest = stage_digest(config, stage, list(texts.values()), local.code_digest, runtime)
     if local.deployed_digest != digest:
         arn = naming.queue_arn(state.region, state.account, queue)
