@@ -164,3 +164,15 @@ def test_the_connection_pool_matches_the_handlers_parallelism(aws_mock: None) ->
 
 def test_estimates_include_the_public_ipv4_charge() -> None:
     assert pricing.estimate("t2.micro", 10, 60) == pytest.approx(10 * (0.0116 + pricing.PUBLIC_IPV4_HOURLY))
+
+
+def test_deploy_closes_the_bucket_an_earlier_shared_instance_role_opened(account: Account) -> None:
+    iam = account.clients("iam")
+    iam.create_role(RoleName="neurocaas-instance", AssumeRolePolicyDocument=json.dumps(policies.instance_trust_policy()))
+    iam.put_role_policy(RoleName="neurocaas-instance", PolicyName="neurocaas-spikes-test",
+                        PolicyDocument=json.dumps(policies.instance_policy("spikes-test")))
+
+    account.deploy(account.blueprint())
+
+    assert iam.list_role_policies(RoleName="neurocaas-instance")["PolicyNames"] == []
+    assert account.deploy(account.blueprint()).plan.empty

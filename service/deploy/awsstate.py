@@ -213,6 +213,7 @@ class AnalysisState:
     queue_found: bool = False
     concurrency_room: int | None = None  # what on_submit may reserve; None: Lambda did not say
     iam_summary: dict[str, int] = field(default_factory=dict)  # GetAccountSummary: Groups, GroupsQuota, ...
+    legacy_policy: bool = False  # the shared role of an earlier NeuroCAAS still opens this bucket
 
 
 def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> BucketState:
@@ -347,4 +348,7 @@ def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: 
         concurrency_room=concurrency_room(clients, f"{naming.lambda_prefix(stage)}on_submit"),
         iam_summary=(_get("reading the account's IAM quotas", clients("iam").get_account_summary) or {}).get(
             "SummaryMap", {}),
+        legacy_policy=_get("reading the shared instance role", clients("iam").get_role_policy,
+                           RoleName=naming.LEGACY_INSTANCE_ROLE,
+                           PolicyName=naming.legacy_instance_policy(bucket)) is not None,
     )

@@ -75,6 +75,14 @@ def fit(name: str, limit: int) -> str:
     return f"{name[:limit - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+# Before each analysis had its own role, init made one shared role and deploy added a policy per analysis.
+LEGACY_INSTANCE_ROLE = "neurocaas-instance"
+
+
+def legacy_instance_policy(bucket: str) -> str:
+    return f"neurocaas-{bucket}"
+
+
 def stage_name(bucket: str) -> str:
     """The analysis's Chalice stage: its bucket name, shortened so every name Chalice derives fits."""
     return fit(bucket, STAGE_LIMIT)

@@ -137,6 +137,8 @@ def _role_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
     changes += [Change(Action.DELETE, f"policy {name} of {role}", "not NeuroCAAS's", (
         Call("iam", "delete_role_policy", {"RoleName": role, "PolicyName": name}),))
         for name in sorted(current.policies) if name not in wanted]
+    if state.legacy_policy:
+        changes.append(_delete_legacy_policy(bucket))
     add = Call("iam", "add_role_to_instance_profile", {"InstanceProfileName": profile, "RoleName": role})
     if current.profile_roles is None:
         changes.append(Change(Action.CREATE, f"instance profile {profile}", f"holding {role}", (
@@ -151,6 +153,14 @@ def _role_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
 
 POLICY_PURPOSE = {naming.INSTANCE_POLICY: "instances read the inputs and configs and write the results",
                   naming.SSM_AGENT_POLICY: "the SSM agent, so development instances accept Run Command"}
+
+
+def _delete_legacy_policy(bucket: str) -> Change:
+    """An earlier NeuroCAAS opened every analysis's bucket to one shared role: close this one's."""
+    name = naming.legacy_instance_policy(bucket)
+    return Change(Action.DELETE, f"policy {name} of the shared role {naming.LEGACY_INSTANCE_ROLE}",
+                  "every analysis's instances could reach this bucket through it", (
+                      Call("iam", "delete_role_policy", {"RoleName": naming.LEGACY_INSTANCE_ROLE, "PolicyName": name}),))
 
 
 def _delete_role(bucket: str, state: AnalysisState) -> list[Change]:
@@ -373,6 +383,8 @@ def plan_destroy(blueprint: Blueprint, state: AnalysisState, local: LocalState, 
     if state.budgets:
         changes.append(_delete_budgets(sorted(state.budgets), "budgets of this analysis"))
     changes += _delete_role(bucket, state)
+    if state.legacy_policy:
+        changes.append(_delete_legacy_policy(bucket))
     if state.queue_found:
         queue = naming.dead_letter_queue(stage)
         changes.append(Change(Action.DELETE, f"SQS queue {queue}", "and the failed events it keeps", (
