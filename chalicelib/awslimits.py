@@ -28,6 +28,7 @@ Sources (AWS documentation, read 2026-12):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -264,18 +265,14 @@ def tag_value(text: str) -> str:
     """``text`` as an EC2 tag value: whole when it fits, else its start and a digest (stable, distinct)."""
     if len(text) <= TAG_VALUE:
         return text
-    import hashlib
     return f"{text[:TAG_VALUE - 9]}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def check_call(service: str, operation: str, params: Mapping[str, Any]) -> list[str]:
-    """What AWS would refuse in this request, one line per parameter (empty: valid by the rulebook).
-
-    Values not known yet (a reference to an earlier call's output) are skipped.
-    """
+    """What AWS would refuse in this request, one line per parameter (empty: valid by the rulebook)."""
     problems = []
     for name, check in RULES.get((service, operation), {}).items():
-        if name not in params or _unknown(params[name]):
+        if name not in params:
             continue
         problem = check(params[name])
         if problem:
@@ -309,10 +306,6 @@ def inline_policies_problem(kind: str, name: str, documents: Iterable[Any]) -> s
     if total > limit:
         return f"the inline policies of IAM {kind} {name} add up to {total} characters; AWS allows {limit}"
     return None
-
-
-def _unknown(value: Any) -> bool:
-    return type(value).__name__ == "Ref"
 
 
 def _shown(value: Any) -> str:

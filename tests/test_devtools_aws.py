@@ -89,6 +89,7 @@ def test_launch_uses_the_account_settings_and_ends_itself(dev: NeuroCAASAMI) -> 
     # the profile of the blueprint being developed: its own bucket, no other analysis's
     assert item["IamInstanceProfile"]["Arn"].endswith(f"/neurocaas-{BUCKET}")
     assert item["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
+    assert item["MetadataOptions"]["HttpPutResponseHopLimit"] == 2  # containers on it get credentials too
     tags = {t["Key"]: t["Value"] for t in item["Tags"]}
     assert tags["neurocaas-dev"] == BUCKET and tags["Timeout"] == "45" and tags["PriceTracking"] == "On"
     assert "neurocaas-dev-since" in tags and "analysis" not in tags  # the job runner and reaper leave it alone

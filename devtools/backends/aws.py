@@ -21,10 +21,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import awslimits
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import Blueprint
 from devtools.backends import InstanceView, LaunchRequest, RunRequest
-from devtools.backends.ec2 import DEV_TAG, DevEC2, aws_call, launch_tags, view
+from devtools.backends.ec2 import DEV_TAG, DevEC2, aws_call, launch_tags, unreachable, view
 from devtools.backends.scripts import run_commands, watchdog_user_data
 from devtools.exceptions import DevToolsError
 from devtools.images import ResolvedImage, resolve
@@ -73,7 +74,7 @@ class AwsBackend:
                 return None
             raise DevToolsError(f"AWS refused reading SSM parameter {name}: {error}.") from error
         except BotoCoreError as error:
-            raise DevToolsError(f"Could not reach AWS to read SSM parameter {name} ({error}).") from error
+            raise unreachable(f"reading SSM parameter {name}", error) from error
 
     def account(self, blueprint: Blueprint) -> DevAccount:
         """The development key pair, security group and instance profile: named, else from ``neurocaas init``."""
@@ -127,13 +128,17 @@ class AwsBackend:
             "ImageId": request.ami, "InstanceType": request.instance_type, "MinCount": 1, "MaxCount": 1,
             "KeyName": account.key_name, group: [account.security_group], "UserData": watchdog_user_data(request.blueprint.name),
             "InstanceInitiatedShutdownBehavior": "stop", "TagSpecifications": launch_tags(request),
-            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "InstanceMetadataTags": "enabled"},
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "InstanceMetadataTags": "enabled",
+                                "HttpPutResponseHopLimit": awslimits.METADATA_HOP_LIMIT},
         }
         if account.instance_profile:
             params["IamInstanceProfile"] = {"Name": account.instance_profile}
         if request.volume_size:
             params["BlockDeviceMappings"] = [{"DeviceName": self._root_device(request.ami), "Ebs": {
                 "VolumeSize": request.volume_size, "VolumeType": "gp3", "DeleteOnTermination": True}}]
+        problems = awslimits.check_call("ec2", "run_instances", params)
+        if problems:
+            raise DevToolsError(f"AWS would refuse this launch: {'; '.join(problems)}.")
         instance_id = self.ec2.run(params)["InstanceId"]
         self.ec2.wait("instance_running", instance_id, self.wait_delay, self.wait_attempts)
         return self._described(instance_id)
@@ -195,7 +200,7 @@ class AwsBackend:
                                     "(AmazonSSMManagedInstanceCore).") from error
             raise DevToolsError(f"AWS refused sending the command (SSM Run Command): {error}.") from error
         except BotoCoreError as error:
-            raise DevToolsError(f"Could not reach AWS to send the command ({error}).") from error
+            raise unreachable("sending the command", error) from error
         return {"command_id": response["Command"]["CommandId"], "instance_id": request.instance.instance_id,
                 "bucket": request.bucket, "output_prefix": prefix}
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from devtools.backends import InstanceView, LaunchRequest
 from devtools.exceptions import DevToolsError
@@ -27,8 +27,15 @@ def aws_call(operation: str, call: Callable[[], T]) -> T:
         raise DevToolsError(f"AWS refused {operation} ({detail.get('Code', 'Unknown')}): "
                             f"{detail.get('Message', '').strip() or 'no reason given'}.") from error
     except BotoCoreError as error:
-        raise DevToolsError(f"Could not reach AWS for {operation} ({error}). Check your connection and "
-                            "try again.") from error
+        raise unreachable(operation, error) from error
+
+
+def unreachable(operation: str, error: BotoCoreError) -> DevToolsError:
+    """A botocore failure: a request the SDK refuses is a defect of ours, anything else the network."""
+    if isinstance(error, ParamValidationError):
+        return DevToolsError(f"NeuroCAAS made a request the AWS SDK refuses for {operation} ({error}): a defect in "
+                             "NeuroCAAS, not a connection problem; please report it.")
+    return DevToolsError(f"Could not reach AWS for {operation} ({error}). Check your connection and try again.")
 
 
 def now() -> datetime:
@@ -90,7 +97,7 @@ class DevEC2:
                 return None
             raise DevToolsError(f"AWS refused reading instance {instance_id}: {error}.") from error
         except BotoCoreError as error:
-            raise DevToolsError(f"Could not reach AWS to read instance {instance_id} ({error}).") from error
+            raise unreachable(f"reading instance {instance_id}", error) from error
         items = [i for r in reservations for i in r["Instances"]]
         return items[0] if items else None
 

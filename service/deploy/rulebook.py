@@ -13,7 +13,7 @@ from collections import defaultdict
 from chalicelib import awslimits
 from chalicelib.blueprint import Blueprint
 from service.deploy import naming
-from service.deploy.changes import Call, Plan
+from service.deploy.changes import Call, Plan, Ref
 from service.deploy.exceptions import DeployError
 
 # IAM counts every inline policy of an identity together.
@@ -28,7 +28,8 @@ def plan_problems(plan: Plan) -> list[str]:
         for step in change.steps:
             if not isinstance(step, Call):
                 continue
-            problems += awslimits.check_call(step.service, step.operation, step.params)
+            known = {k: v for k, v in step.params.items() if not isinstance(v, Ref)}  # outputs of earlier calls
+            problems += awslimits.check_call(step.service, step.operation, known)
             if step.operation in INLINE:
                 kind, key = INLINE[step.operation]
                 inline[(kind, str(step.params[key]))][str(step.params["PolicyName"])] = str(step.params["PolicyDocument"])
