@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 
-from chalicelib import pricing
+from chalicelib import awslimits, pricing
 from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import AWSFailure, SettingsError, SubmissionRefused
@@ -120,7 +120,7 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instan
     running = [i for i in live if i.tags.get("analysis") == settings.bucket_name]
     running_cost = sum(
         pricing.estimate(i.instance_type, 1, _dollars(i.tags.get("Timeout", settings.default_duration)))
-        for i in running if i.tags.get("group") == group
+        for i in running if i.tags.get("group") == awslimits.tag_value(group)
     )
     spent = 0.0
     if limit is not None:

@@ -52,11 +52,6 @@ def plan_job(
         "analysis": settings.bucket_name,
         "job": job,
     }.items()}
-    # Read by the monitor and the local runner until the open-job marker (docs/JOBSTATE.md) replaces it;
-    # set only when whole, since a shortened folder would be wrong.
-    folder = f"s3://{submission.location.bucket}/{submission.location.prefix}"
-    if len(folder) <= awslimits.TAG_VALUE:
-        tags["jobfolder"] = folder
     batches, datasets = _batches(settings, submission, submit_etag, work, lifetime, job)
     return JobPlan(
         submission=submission, submit_etag=submit_etag, analysis=settings.bucket_name,

@@ -117,3 +117,17 @@ def test_a_1000_dataset_job_launches_with_requests_aws_accepts(analysis_settings
         assert awslimits.check_call("ec2", "run_instances", run_instances_request(plan, batch)) == []
     assert all(len(v) <= awslimits.TAG_VALUE for v in plan.tags.values())
     assert ObjectRef(settings.bucket_name, names[0]) in submission.datasets
+
+
+def test_a_group_name_longer_than_a_tag_value_still_launches_with_tags_that_fit(
+        analysis_settings: AnalysisSettings) -> None:
+    group = "g" * 300
+    document = {"dataname": f"{group}/inputs/a.tif", "configname": f"{group}/configs/p.yaml", "timestamp": "t1"}
+    submission = parse_submission(document, f"{group}/submissions/submit.json", analysis_settings)
+    facts = InputFacts(existing=frozenset(submission.datasets), config_body=b"__duration__: 30\n")
+    plan = plan_job(analysis_settings, submission, '"etag"', facts, BudgetState(limit=None, limit_source="none"))
+
+    assert "jobfolder" not in plan.tags  # the job is found from the markers, not a tag that may not fit
+    assert plan.tags["group"] == awslimits.tag_value(group) and len(plan.tags["group"]) == awslimits.TAG_VALUE
+    [batch] = plan.batches
+    assert awslimits.check_call("ec2", "run_instances", run_instances_request(plan, batch)) == []

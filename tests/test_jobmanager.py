@@ -25,7 +25,7 @@ def test_one_dataset_starts_one_tagged_self_terminating_instance(uploaded) -> No
     assert tags_of(instance) | {"Name": ""} == {
         "Name": "", "PriceTracking": "On", "Timeout": "60", "group": GROUP,
         "analysis": uploaded.settings.bucket_name, "job": f"job__{uploaded.settings.bucket_name}_{JOB}",
-        "neurocaas:batch": "0", "jobfolder": f"s3://{uploaded.settings.bucket_name}/{uploaded.job_folder(JOB)}",
+        "neurocaas:batch": "0",
     }
     attribute = uploaded.ec2.describe_instance_attribute(
         InstanceId=instance["InstanceId"], Attribute="instanceInitiatedShutdownBehavior")
