@@ -149,13 +149,21 @@ def test_the_job_manager_with_the_deployed_stage_makes_only_calls_its_policy_all
         handlers.handle_instance_state(instance, "running")
         handlers.handle_cancel_event(bucket, "alab/submissions/cancel.json")
         handlers.handle_instance_state(instance, "terminated")
+    with recorded_calls() as reaper_calls:
         handlers.handle_reaper()
 
     assert result.outcome.value == "started", result.message
-    policy = json.loads((deployed.project / ".chalice" / "policy-spikes-test.json").read_text())
-    allowed = {a for s in statements(policy) for a in s["Action"]}
+    chalice_dir = deployed.project / ".chalice"
+    for made_by, policy_file in ((calls, "policy-spikes-test.json"), (reaper_calls, "policy-spikes-test-reaper.json")):
+        policy = json.loads((chalice_dir / policy_file).read_text())
+        allowed = {a for s in statements(policy) for a in s["Action"]}
+        made = {f"{service}:{S3_ACTIONS.get(op, op) if service == 's3' else op}" for service, op, _ in made_by}
+        assert made - allowed == set(), policy_file
+    # the dead-letter queue is read by the reaper alone
+    assert "sqs:ReceiveMessage" in {f"{s}:{op}" for s, op, _ in reaper_calls}
+    main_policy = json.loads((chalice_dir / "policy-spikes-test.json").read_text())
+    assert not any(a in ("sqs:ReceiveMessage", "sqs:DeleteMessage") for st in statements(main_policy) for a in st["Action"])
     made = {f"{service}:{S3_ACTIONS.get(op, op) if service == 's3' else op}" for service, op, _ in calls}
-    assert made - allowed == set()
     assert {"ec2:RunInstances", "ec2:TerminateInstances", "ssm:GetParameter", "ec2:DescribeImages"} <= made
     assert {p["Bucket"] for service, _, p in calls if service == "s3"} == {bucket}
     assert {p["Name"] for _, op, p in calls if op == "GetParameter"} == {naming.budget_parameter("alab", bucket)}
