@@ -54,7 +54,7 @@ POLICY_CHARS = re.compile(r"^[\t\n\r\x20-\xff]*$")  # policy documents: tab, LF,
 # --- EC2 --------------------------------------------------------------------------------------
 EC2_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")  # security group name/description
 EC2_TEXT_LENGTH = 255
-TAG_KEY = 128
+TAG_KEY = 127  # EC2: "Maximum key length: 127 Unicode characters" (elsewhere 128)
 TAG_VALUE = 256
 TAGS_PER_RESOURCE = 50
 USER_DATA_BYTES = 16 * 1024  # before base64 encoding

@@ -48,7 +48,9 @@ def blueprint_problems(blueprint: Blueprint) -> list[str]:
     problems = [p for kind, name in naming.chalice_names(stage) if (p := awslimits.check_name(kind, name))]
     problems += awslimits.check_call("iam", "create_role", {"RoleName": naming.instance_role(bucket)})
     for affiliate in blueprint.affiliates:
-        problems += awslimits.check_call("iam", "create_group", {"GroupName": naming.iam_group_name(bucket, affiliate.name)})
+        group = naming.iam_group_name(bucket, affiliate.name)
+        if len(group) <= awslimits.IAM_GROUP_NAME:  # too long: refused with the longest AffiliateName allowed
+            problems += awslimits.check_call("iam", "create_group", {"GroupName": group})
         problems += awslimits.check_call("ssm", "put_parameter", {"Name": naming.budget_parameter(affiliate.name, bucket)})
         problems += awslimits.check_call("ec2", "run_instances", {"TagSpecifications": [
             {"ResourceType": "instance", "Tags": [{"Key": "group", "Value": affiliate.name}]}]})
