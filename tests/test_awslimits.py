@@ -13,7 +13,7 @@ from chalicelib.paths import group_of
 from service.deploy import naming
 from service.deploy.exceptions import DeployError
 from service.deploy.init import SECURITY_GROUPS, SSH_DESCRIPTION
-from tests.deploy_support import Account, aws_rules
+from tests.deploy_support import Account
 
 
 @pytest.fixture
@@ -61,13 +61,6 @@ def test_init_descriptions_are_ones_ec2_accepts() -> None:
         assert awslimits.check_call("ec2", "create_security_group", {"GroupName": name, "Description": description}) == []
     assert awslimits.check_call("ec2", "authorize_security_group_ingress", {"IpPermissions": [
         {"IpRanges": [{"CidrIp": "203.0.113.7/32", "Description": SSH_DESCRIPTION}]}]}) == []
-
-
-def test_init_and_deploy_make_only_requests_aws_accepts(account: Account) -> None:
-    with aws_rules() as problems:
-        account.init()
-        account.deploy(account.blueprint())
-    assert problems == []
 
 
 def test_an_interrupted_init_is_completed_by_running_init_again(account: Account,

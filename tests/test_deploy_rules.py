@@ -111,11 +111,11 @@ def test_deploy_plan_refuses_a_user_the_blueprint_would_put_in_an_eleventh_group
         account.deploy(account.blueprint(groups={"alab": ["busy"], "blab": ["busy"]}), plan_only=True)
 
 
-def test_affiliates_differing_only_in_case_are_refused(account: Account) -> None:
+def test_affiliates_differing_only_in_case_are_refused(tmp_path: Path) -> None:
     from service.deploy.commands import check_blueprint
 
     with pytest.raises(DeployError, match="differ only in case"):
-        check_blueprint(account.blueprint(groups={"Lab": [], "lab": []}))
+        check_blueprint(Account(tmp_path).blueprint(groups={"Lab": [], "lab": []}))
 
 
 def test_the_runtime_is_a_supported_one_whatever_python_runs(monkeypatch: pytest.MonkeyPatch) -> None:
