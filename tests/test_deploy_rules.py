@@ -156,10 +156,14 @@ def test_a_request_the_sdk_refuses_is_a_defect_not_a_network_problem() -> None:
 
 
 def test_the_connection_pool_matches_the_handlers_parallelism(aws_mock: None) -> None:
+    """botocore keeps 10 connections unless told: no handler's thread pool may outgrow the client's."""
     from chalicelib.facts import S3_CONCURRENCY
+    from chalicelib.jobstate import markers, reconcile
+    from chalicelib.monitor import control
 
     client = AWSClient.create("us-east-1")
-    assert client.s3.meta.config.max_pool_connections == PARALLELISM == S3_CONCURRENCY
+    pools = (S3_CONCURRENCY, markers.READ_CONCURRENCY, reconcile.READ_CONCURRENCY, control.WRITE_CONCURRENCY)
+    assert client.s3.meta.config.max_pool_connections == PARALLELISM == max(pools)
 
 
 def test_estimates_include_the_public_ipv4_charge() -> None:

@@ -11,15 +11,10 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from chalicelib import agent
+from chalicelib import agent, awslimits
 from chalicelib.blueprint import Blueprint
-<<<<<<< HEAD
 from service import agentfile
-from service.deploy import naming, policies
-=======
-from chalicelib import awslimits
 from service.deploy import naming, policies, rulebook
->>>>>>> 04a4e0f (Job path ready for AWS: results/ keys never start a job, IMDSv2 hop limit 2, tag values that fit, launches checked by the rulebook, same type in other Availability Zones before fallback types, a connection pool as large as the handler's parallelism, the public IPv4 charge in prices)
 from service.deploy.awsstate import AnalysisState, GroupState
 from service.deploy.changes import (
     Action,
@@ -253,21 +248,11 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
     if missing:
         changes.append(Change(Action.CREATE, f"folders in s3://{bucket}", ", ".join(missing), tuple(
             Call("s3", "put_object", {"Bucket": bucket, "Key": key, "Body": b""}) for key in missing)))
-<<<<<<< HEAD
     if agent.artifact_key() not in state.bucket.folders:
         changes.append(Change(Action.CREATE, f"remote side s3://{bucket}/{agent.artifact_key()}",
                               "instances install it from there when their image lacks it", (
             Call("s3", "put_object", {"Bucket": bucket, "Key": agent.artifact_key(), "Body": agentfile.artifact(),
                                       "ContentType": "application/zip"}),)))
-    wanted_instance = policies.instance_policy(bucket, settings.bypass_buckets)
-    if state.instance_policy != wanted_instance:
-        changes.append(Change(Action.CREATE if state.instance_policy is None else Action.UPDATE,
-                              f"instance role policy {naming.instance_policy_name(bucket)}",
-                              f"instances read {bucket}'s inputs and configs and write its results", (
-            Call("iam", "put_role_policy", {"RoleName": shared.instance_role,
-                                            "PolicyName": naming.instance_policy_name(bucket),
-                                            "PolicyDocument": json.dumps(wanted_instance)}),)))
-=======
     changes += _role_changes(blueprint, state)
     if not state.queue_found:
         queue = naming.dead_letter_queue(naming.stage_name(bucket))
@@ -275,7 +260,6 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
             Call("sqs", "create_queue", {"QueueName": queue, "Attributes": {
                 "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
                 "tags": {"neurocaas:analysis": bucket}}),)))
->>>>>>> 04a4e0f (Job path ready for AWS: results/ keys never start a job, IMDSv2 hop limit 2, tag values that fit, launches checked by the rulebook, same type in other Availability Zones before fallback types, a connection pool as large as the handler's parallelism, the public IPv4 charge in prices)
     group_changes, notes = _group_changes(blueprint, state)
     changes += group_changes + _budget_changes(blueprint, state)
     stage_changes, stage_notes = _stage_changes(blueprint, shared, state, local, deployed_record)
