@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 from chalicelib.awsclient import AWSClient
 from chalicelib.jobstate.statusfile import finish_instance_dataset
 from chalicelib.records import DatasetState
-from service.local.instances import Launched, LocalEC2
+from service.local.instances import ENDED, Launched, LocalEC2
 from service.local.layout import boot_environment, last_lines, lay_out, localise
 
 
@@ -74,6 +75,7 @@ class InstanceRunner:
             self._finish(entry.get("analysis", ""), instance_id, DatasetState.FAILED,
                          "The local stack stopped while this dataset was running. Submit it again.")
             self.journal.set(instance_id, state="terminated", ended="stack stopped")
+            drop_disk(self.root / instance_id)
             # EC2 forgot it with the last stop: its end is reported once its analysis is served again.
             self.lost[instance_id] = entry.get("analysis", "")
         return len(lost)
@@ -106,7 +108,8 @@ class InstanceRunner:
                 for launched in self.ec2.launched(self.analyses()):
                     if launched.instance_id not in self.seen:
                         self.seen.add(launched.instance_id)
-                        self.ec2.set_state(launched.instance_id, "pending")
+                        if not self.ec2.set_state(launched.instance_id, "pending"):
+                            continue  # terminated before the runner saw it
                         self.journal.set(launched.instance_id, state="pending",
                                          analysis=launched.tags.get("analysis", ""))
                         self.pool.submit(self._run_safely, launched)
@@ -118,7 +121,7 @@ class InstanceRunner:
         """Stop the processes of instances someone terminated (a cancel, a reaper), like EC2 would."""
         for instance_id, state in self.ec2.states(list(self.processes)).items():
             process = self.processes.get(instance_id)
-            if process is not None and state in ("shutting-down", "terminated", "stopping", "stopped"):
+            if process is not None and state in ENDED:
                 self.terminated_elsewhere.add(instance_id)
                 try:
                     os.killpg(process.pid, signal.SIGKILL)
@@ -131,9 +134,16 @@ class InstanceRunner:
         except Exception as error:
             self.log(f"instance {launched.instance_id} failed to run: {error}")
             self._end(launched, f"could not run: {error}")
+        finally:
+            drop_disk(self.root / launched.instance_id)
 
     def _run(self, launched: Launched) -> None:
         if self.stopping.is_set():
+            return
+        if launched.instance_id in self._ended_while_waiting([launched.instance_id]):
+            self.journal.set(launched.instance_id, state="terminated", ended="terminated before it started")
+            self.log(f"instance {launched.instance_id} terminated before it started")
+            self.on_state(launched.instance_id, "terminated")
             return
         directory = self.root / launched.instance_id
         home = lay_out(directory, self.images(launched.image_id))
@@ -148,7 +158,9 @@ class InstanceRunner:
             process = subprocess.Popen(["bash", str(script)], cwd=home, env=environment, stdout=console,
                                        stderr=subprocess.STDOUT, start_new_session=True)
             self.processes[launched.instance_id] = process
-            self.ec2.set_state(launched.instance_id, "running")
+            if not self.ec2.set_state(launched.instance_id, "running"):
+                self.terminated_elsewhere.add(launched.instance_id)  # terminated in the meantime
+                _kill_group(process)
             self.journal.set(launched.instance_id, state="running")
             self.on_state(launched.instance_id, "running")
             try:
@@ -182,6 +194,16 @@ class InstanceRunner:
             self.journal.set(launched.instance_id, state="terminated", ended=outcome)
             self.log(f"instance {launched.instance_id} {outcome}")
         self.on_state(launched.instance_id, "terminated")
+
+    def _ended_while_waiting(self, instance_ids: list[str]) -> set[str]:
+        return {i for i, state in self.ec2.states(instance_ids).items() if state in ENDED}
+
+
+def drop_disk(directory: Path) -> None:
+    """An ended instance's disk goes, as on EC2: its home (image copy, downloaded inputs), work
+    folder and shims. Its logs, console output and boot script stay for inspection."""
+    for part in ("home", "work", "bin"):
+        shutil.rmtree(directory / part, ignore_errors=True)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
