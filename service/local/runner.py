@@ -1,8 +1,8 @@
 """The local instance runner: each launched instance's boot script, run as a subprocess.
 
 Each instance gets its own directory, laid out from its image (the blueprint's ``LocalImage``)
-with the remote scripts installed, as an AMI would hold them. ``/home/ubuntu`` in the boot script
-means that directory, so unmodified NeuroCAAS commands work. At most ``slots`` instances run at
+with the remote scripts installed, as an AMI would hold them, and seen at ``/home/ubuntu`` (see
+``homemount.py``), so unmodified NeuroCAAS commands and image scripts work. At most ``slots`` instances run at
 once (the rest stay ``pending``); ``shutdown``/``poweroff`` end the instance; an instance that
 outlives its ``Timeout`` tag is killed and its dataset marked TIMED OUT.
 """
@@ -25,7 +25,8 @@ from chalicelib.awsclient import AWSClient
 from chalicelib.jobstate.statusfile import finish_instance_dataset
 from chalicelib.records import DatasetState
 from service.local.instances import ENDED, Launched, LocalEC2
-from service.local.layout import boot_environment, last_lines, lay_out, localise
+from service.local.homemount import HomeMount
+from service.local.layout import boot_environment, last_lines, lay_out
 
 
 class Journal:
@@ -62,6 +63,7 @@ class InstanceRunner:
         self.journal = Journal(state_dir / "instances.json")
         self.pool = ThreadPoolExecutor(max_workers=slots or os.cpu_count() or 2, thread_name_prefix="instance")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.home_mount = HomeMount.probe(log)
         self.seen: set[str] = set()
         self.terminated_elsewhere: set[str] = set()
         self.lost: dict[str, str] = {}
@@ -148,14 +150,15 @@ class InstanceRunner:
         directory = self.root / launched.instance_id
         home = lay_out(directory, self.images(launched.image_id))
         script = directory / "user-data.sh"
-        script.write_text(localise(self.ec2.user_data(launched.instance_id), home))
+        script.write_text(self.home_mount.user_data(self.ec2.user_data(launched.instance_id), home))
         environment = boot_environment(
-            self.environment, bin_dir=directory / "bin", home=home, instance_id=launched.instance_id,
+            self.environment, bin_dir=directory / "bin", home=self.home_mount.seen_home(home), instance_id=launched.instance_id,
             instance_dir=directory, launch_index=launched.launch_index, log_dir=directory / "logs",
             work_dir=directory / "work")
         lifetime = launched.lifetime_minutes * self.minute_seconds
         with (directory / "console.log").open("wb") as console:
-            process = subprocess.Popen(["bash", str(script)], cwd=home, env=environment, stdout=console,
+            command, unmount = self.home_mount.command(home, ["bash", str(script)])
+            process = subprocess.Popen(command, cwd=home, env=environment, stdout=console,
                                        stderr=subprocess.STDOUT, start_new_session=True)
             self.processes[launched.instance_id] = process
             if not self.ec2.set_state(launched.instance_id, "running"):
@@ -174,6 +177,7 @@ class InstanceRunner:
                              "was stopped. Set a longer __duration__ in the parameter file if it needs more time.")
             finally:
                 self.processes.pop(launched.instance_id, None)
+                unmount()
         if self.stopping.is_set():
             return  # left 'running' in the journal: failed with a reason on the next start
         if launched.instance_id in self.terminated_elsewhere:
