@@ -130,3 +130,14 @@ def test_after_a_cancel_no_waiting_instance_starts_and_ended_ones_drop_their_dis
     ran = stack.state_dir / "instances" / running[0]
     wait_for(lambda: not (ran / "home").exists())
     assert (ran / "console.log").exists() and not (ran / "work").exists()
+
+
+def test_local_up_maps_an_ami_to_a_stand_in_image_folder(tmp_path: Path) -> None:
+    import typer
+
+    from service.cli_local import parse_images
+
+    assert parse_images([f"ami-0123456789abcdef0={tmp_path}"]) == {"ami-0123456789abcdef0": tmp_path}
+    for bad in (str(tmp_path), f"ami-0123456789abcdef0={tmp_path / 'missing'}", f"image={tmp_path}"):
+        with pytest.raises(typer.Exit):
+            parse_images([bad])
