@@ -94,6 +94,23 @@ def test_a_submission_the_handler_cannot_handle_is_logged_and_certified(stack: L
                          for line in stack.logged))  # type: ignore[attr-defined]
 
 
+def test_a_command_with_a_shell_comment_still_runs_every_submission(stack: LocalStack) -> None:
+    from chalicelib.blueprint import Blueprint
+
+    path = FIXTURES / "echo_analysis" / "stack_config_template.json"
+    document = json.loads(path.read_text())
+    document["PipelineName"] = "echo-commented"
+    config = document["Lambda"]["LambdaConfig"]
+    config["COMMAND"] = config["COMMAND"] + "  # hand-written: run the analysis, then clean up"
+    stack.deploy(Blueprint.from_document(document, path=path))
+
+    logs = submit(stack, "echo-commented", "lab", "hash1", ["c.bin"], mode="ok")
+
+    record = wait_for(lambda: (r := read(stack, "echo-commented", f"{logs}/job.json")) and json.loads(r)["state"] in (
+        "SUCCEEDED", "FAILED") and json.loads(r))
+    assert record["state"] == "SUCCEEDED", read(stack, "echo-commented", f"{logs}/certificate.txt")
+
+
 def test_a_malformed_event_is_logged_and_later_submissions_still_run(stack: LocalStack) -> None:
     sqs = stack.client("sqs")
     sqs.send_message(QueueUrl=stack.served[ECHO].queue_url, MessageBody="not an S3 event")
