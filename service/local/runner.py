@@ -2,9 +2,10 @@
 
 Each instance gets its own directory, laid out from its image (the blueprint's ``LocalImage``)
 with the remote scripts installed, as an AMI would hold them, and seen at ``/home/ubuntu`` (see
-``homemount.py``), so unmodified NeuroCAAS commands and image scripts work. At most ``slots`` instances run at
-once (the rest stay ``pending``); ``shutdown``/``poweroff`` end the instance; an instance that
-outlives its ``Timeout`` tag is killed and its dataset marked TIMED OUT.
+``homemount.py``), so unmodified NeuroCAAS commands and image scripts work. At most ``slots``
+instances run at once (the rest stay ``pending``; one terminated meanwhile never starts);
+``shutdown``/``poweroff`` end the instance; an instance that outlives its ``Timeout`` tag is
+killed and its dataset marked TIMED OUT.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class InstanceRunner:
     def _run(self, launched: Launched) -> None:
         if self.stopping.is_set():
             return
-        if launched.instance_id in self._ended_while_waiting([launched.instance_id]):
+        if self.ec2.states([launched.instance_id]).get(launched.instance_id) in ENDED:  # cancelled while waiting
             self.journal.set(launched.instance_id, state="terminated", ended="terminated before it started")
             self.log(f"instance {launched.instance_id} terminated before it started")
             self.on_state(launched.instance_id, "terminated")
@@ -152,20 +153,21 @@ class InstanceRunner:
         script = directory / "user-data.sh"
         script.write_text(self.home_mount.user_data(self.ec2.user_data(launched.instance_id), home))
         environment = boot_environment(
-            self.environment, bin_dir=directory / "bin", home=self.home_mount.seen_home(home), instance_id=launched.instance_id,
-            instance_dir=directory, launch_index=launched.launch_index, log_dir=directory / "logs",
-            work_dir=directory / "work")
+            self.environment, bin_dir=directory / "bin", home=self.home_mount.seen_home(home),
+            instance_id=launched.instance_id, instance_dir=directory, launch_index=launched.launch_index,
+            log_dir=directory / "logs", work_dir=directory / "work")
         lifetime = launched.lifetime_minutes * self.minute_seconds
         with (directory / "console.log").open("wb") as console:
             command, unmount = self.home_mount.command(home, ["bash", str(script)])
             process = subprocess.Popen(command, cwd=home, env=environment, stdout=console,
                                        stderr=subprocess.STDOUT, start_new_session=True)
             self.processes[launched.instance_id] = process
-            if not self.ec2.set_state(launched.instance_id, "running"):
-                self.terminated_elsewhere.add(launched.instance_id)  # terminated in the meantime
+            if self.ec2.set_state(launched.instance_id, "running"):
+                self.journal.set(launched.instance_id, state="running")
+                self.on_state(launched.instance_id, "running")
+            else:  # terminated between the check above and now: it must not run
+                self.terminated_elsewhere.add(launched.instance_id)
                 _kill_group(process)
-            self.journal.set(launched.instance_id, state="running")
-            self.on_state(launched.instance_id, "running")
             try:
                 code = process.wait(timeout=lifetime)
                 outcome = "powered off" if (directory / "poweroff").exists() else f"exited with code {code}"
@@ -198,9 +200,6 @@ class InstanceRunner:
             self.journal.set(launched.instance_id, state="terminated", ended=outcome)
             self.log(f"instance {launched.instance_id} {outcome}")
         self.on_state(launched.instance_id, "terminated")
-
-    def _ended_while_waiting(self, instance_ids: list[str]) -> set[str]:
-        return {i for i, state in self.ec2.states(instance_ids).items() if state in ENDED}
 
 
 def drop_disk(directory: Path) -> None:
