@@ -64,18 +64,23 @@ def test_a_budget_counts_what_the_group_spent_under_neurocaas(uploaded: Analysis
     assert not refusal.startswith("DONE") and "has a budget of" in refusal
 
 
-def test_records_are_read_once_and_records_added_later_still_count(analysis: Analysis) -> None:
+def test_records_are_summarised_once_beside_the_projects_own_ledger(analysis: Analysis) -> None:
     _spend_1184(analysis)
     analysis.put(ledger_key(GROUP), {"spent": 5.0, "records": 1})  # this project's own history
+    analysis.put(f"logs/{GROUP}/i-0mine.json", {"instance_id": "i-0mine", "cost": 5.0})  # and its record
 
     assert neurocaas_spent(analysis.aws, BUCKET, GROUP) == pytest.approx(1184.0)
-    summary = json.loads(analysis.get(summary_key(GROUP)))["classified"]
-    assert sorted(summary) == [f"logs/{GROUP}/i-0{n}.json" for n in range(4)]
+    summary = json.loads(analysis.get(summary_key(GROUP)))
+    assert (summary["spent"], summary["records"]) == (pytest.approx(1184.0), 4)
 
-    analysis.put(f"logs/{GROUP}/i-05.json", neurocaas_record("i-05", 1.0, "2021-02-01T00:00:00Z", "2021-02-01T02:00:00Z"))
-    analysis.s3.delete_object(Bucket=BUCKET, Key=f"logs/{GROUP}/i-00.json")
+    for n in range(4):  # later checks read the summary alone
+        analysis.s3.delete_object(Bucket=BUCKET, Key=f"logs/{GROUP}/i-0{n}.json")
+    assert neurocaas_spent(analysis.aws, BUCKET, GROUP) == pytest.approx(1184.0)
 
-    assert neurocaas_spent(analysis.aws, BUCKET, GROUP) == pytest.approx(3 * 296.0 + 2.0)
+
+def test_a_group_without_neurocaas_records_gets_an_empty_summary(analysis: Analysis) -> None:
+    assert neurocaas_spent(analysis.aws, BUCKET, GROUP) == 0.0
+    assert json.loads(analysis.get(summary_key(GROUP)))["records"] == 0
 
 
 def test_costs_show_neurocaas_records_beside_the_projects_own(analysis: Analysis) -> None:

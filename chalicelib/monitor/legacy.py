@@ -4,9 +4,11 @@ NeuroCAAS wrote one record per instance: ``instance-id``, ``instance-type``, ``p
 hour), ``start`` and ``end`` (``%Y-%m-%dT%H:%M:%SZ``, null until known). A bucket migrated from
 NeuroCAAS keeps each group's spending, so budgets and ``neurocaas costs`` count these records.
 
-The budget check reads every record once: ``logs/{group}/_neurocaas.json`` remembers which keys
-it has classified (NeuroCAAS's with their cost, this project's as null), so later checks list the
-folder and read only records added since. None is skipped, none counted twice.
+NeuroCAAS wrote these records before the bucket moved to this job manager, which never writes
+that shape. The group's first budget check reads every record under ``logs/{group}/`` once and
+keeps their total in ``logs/{group}/_neurocaas.json``; later checks read that one object, so a
+check costs nothing per past instance (this project's own spending is in the group's ledger).
+``neurocaas costs`` reads the records themselves.
 """
 
 from __future__ import annotations
@@ -66,30 +68,29 @@ def is_record_key(key: str) -> bool:
 
 
 def neurocaas_spent(aws: AWSClient, bucket: str, group: str) -> float:
-    """Dollars the group's NeuroCAAS billing records add up to."""
-    keys = [k for k in aws.list_keys(bucket, f"logs/{group}/") if is_record_key(k)]
+    """Dollars the group's NeuroCAAS billing records add up to: summarised on the group's first
+    budget check (every record read once), then one read of the summary per check."""
     summary_ref = ObjectRef(bucket, summary_key(group))
     try:
-        stored = aws.get_object(summary_ref)
-        etag: str | None = stored.etag
-        classified: dict[str, float | None] = json.loads(stored.body).get("classified", {})
-    except (ObjectMissing, ValueError, AttributeError):
-        etag, classified = None, {}
-    present = set(keys)
-    new = [k for k in keys if k not in classified]
-    if new:
-        def read(key: str) -> float | None:
-            try:
-                return parse_legacy(aws.get_object(ObjectRef(bucket, key)).body)
-            except ObjectMissing:
-                return None
+        return float(json.loads(aws.get_object(summary_ref).body)["spent"])
+    except ObjectMissing:
+        pass
+    except (ValueError, KeyError, TypeError):
+        pass  # an unreadable summary is made again
+    keys = [k for k in aws.list_keys(bucket, f"logs/{group}/") if is_record_key(k)]
 
-        with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
-            classified.update(zip(new, pool.map(read, new)))
-        kept = {k: v for k, v in classified.items() if k in present}
-        body = json.dumps({"classified": kept}, separators=(",", ":")).encode()
+    def read(key: str) -> float | None:
         try:
-            aws.put(bucket, summary_ref.key, body, "application/json", if_none_match=etag is None, if_match=etag)
-        except PreconditionFailed:
-            pass  # another check summarised at the same time; the next one reads its summary
-    return round(sum(v for k, v in classified.items() if v is not None and k in present), 6)
+            return parse_legacy(aws.get_object(ObjectRef(bucket, key)).body)
+        except ObjectMissing:
+            return None
+
+    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as pool:
+        costs = [c for c in pool.map(read, keys) if c is not None]
+    spent = round(sum(costs), 6)
+    summary = {"spent": spent, "records": len(costs), "summarised": datetime.now(timezone.utc).isoformat()}
+    try:
+        aws.put(bucket, summary_ref.key, json.dumps(summary).encode(), "application/json", if_none_match=True)
+    except PreconditionFailed:
+        pass  # another check summarised the same records at the same time
+    return spent
