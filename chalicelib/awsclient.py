@@ -166,18 +166,6 @@ class AWSClient:
         except BotoCoreError as error:
             raise _failure(f"checking {ref.uri}", error) from error
 
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        """Every key under ``prefix`` (one request per 1,000 keys)."""
-        try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            return [item["Key"] for page in pages for item in page.get("Contents", ())]
-        except ClientError as error:
-            if _code(error) == "NoSuchBucket":
-                return []
-            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
-        except BotoCoreError as error:
-            raise _failure(f"listing s3://{bucket}/{prefix}", error) from error
-
     def put(self, bucket: str, key: str, body: bytes, content_type: str = "text/plain",
             if_none_match: bool = False, if_match: str | None = None) -> str:
         """Write an object; with a condition, :class:`PreconditionFailed` when it does not hold."""

@@ -77,7 +77,7 @@ def neurocaas_spent(aws: AWSClient, bucket: str, group: str) -> float:
         pass
     except (ValueError, KeyError, TypeError):
         pass  # an unreadable summary is made again
-    keys = [k for k in aws.list_keys(bucket, f"logs/{group}/") if is_record_key(k)]
+    keys = [o.key for o in aws.list_objects(bucket, f"logs/{group}/")[0] if is_record_key(o.key)]
 
     def read(key: str) -> float | None:
         try:
