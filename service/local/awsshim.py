@@ -58,7 +58,10 @@ class Options:
 
 
 def parse(argv: list[str]) -> Options:
-    words, flags, filters = [], set(), []
+    """The words, flags and --exclude/--include filters of a command line."""
+    words: list[str] = []
+    flags: set[str] = set()
+    filters: list[tuple[str, str]] = []
     items = iter(argv)
     for item in items:
         name, _, inline = item.partition("=")
@@ -74,6 +77,7 @@ def parse(argv: list[str]) -> Options:
 
 
 def selected(relative: str, filters: list[tuple[str, str]]) -> bool:
+    """Whether a path passes the filters: included by default, the last matching filter wins."""
     chosen = True
     for kind, pattern in filters:
         if fnmatchcase(relative, pattern):
@@ -97,6 +101,7 @@ def listing(s3: Any, place: Place) -> dict[str, int]:
 
 
 def transfer(s3: Any, source: Place, target: Place) -> None:
+    """Copy one file between any two places."""
     if source.remote and target.remote:
         s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
     elif source.remote and target.text == "-":
@@ -124,6 +129,7 @@ def single_target(source: Place, target: Place) -> Place:
 
 
 def pairs(s3: Any, source: Place, target: Place, options: Options, sync: bool) -> Iterator[tuple[Place, Place]]:
+    """(source, target) of each file to copy; ``sync`` skips files already there with the same size."""
     if not sync and "--recursive" not in options.flags:
         yield source, single_target(source, target)
         return
