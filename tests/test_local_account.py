@@ -58,7 +58,8 @@ def test_what_an_unedited_blueprint_references_exists_and_its_jobs_launch(stack:
     assert ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [
         "testsgstack-SecurityGroupDeploy-C2Q3PGSF77Y3"]}])["SecurityGroups"]
     assert ec2.describe_images(ImageIds=["ami-0701294339d3042ae"])["Images"]
-    assert any("created instance profile SSMRole (IAM_ROLE)" in line for line in stack.logged)  # type: ignore[attr-defined]
+    assert any("created what the blueprint references: instance profile SSMRole (IAM_ROLE); key pair"
+               in line for line in stack.logged)  # type: ignore[attr-defined]
 
     logs = submit(stack, DLC, "debuggers", "launch1", ["video.mp4"])
 

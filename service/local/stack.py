@@ -185,8 +185,9 @@ class LocalStack:
         agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
-        for line in provision(settings, iam=self.client("iam"), ec2=self.client("ec2"), region=REGION):
-            self.options.log(f"{bucket}: created {line}, as the blueprint references it")
+        created = provision(settings, iam=self.client("iam"), ec2=self.client("ec2"), region=REGION)
+        if created:
+            self.options.log(f"{bucket}: created what the blueprint references: {'; '.join(created)}")
         served = Served(blueprint, settings, queue_url)
         self.served[bucket] = served
         return served
