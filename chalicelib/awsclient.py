@@ -7,7 +7,7 @@ below that callers handle as part of normal control flow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,34 @@ ADVICE = {
     "InvalidAMIID.NotFound": "The analysis's machine image does not exist in this region. Contact the analysis developer.",
     "InvalidAMIID.Malformed": "The analysis's machine image id is malformed. Contact the analysis developer.",
 }
+
+
+# Launch refusals caused by something the blueprint names that the account lacks: the blueprint key,
+# what it is, and how to read the named value from the RunInstances request.
+MISSING_FOR_LAUNCH: dict[str, tuple[str, str, Callable[[Mapping[str, Any]], str]]] = {
+    "NoSuchEntity": ("IAM_ROLE", "instance profile", lambda r: str(r.get("IamInstanceProfile", {}).get("Name", ""))),
+    "InvalidKeyPair.NotFound": ("KEY_NAME", "key pair", lambda r: str(r.get("KeyName", ""))),
+    "InvalidGroup.NotFound": ("SECURITY_GROUPS", "security group",
+                              lambda r: ", ".join([*r.get("SecurityGroupIds", ()), *r.get("SecurityGroups", ())])),
+    "InvalidAMIID.NotFound": ("AMI", "machine image", lambda r: str(r.get("ImageId", ""))),
+    "InvalidAMIID.Unavailable": ("AMI", "machine image", lambda r: str(r.get("ImageId", ""))),
+}
+MISSING_FOR_LAUNCH["InvalidGroupId.NotFound"] = MISSING_FOR_LAUNCH["InvalidGroup.NotFound"]
+
+
+def launch_failure(error: ClientError, request: Mapping[str, Any]) -> AWSFailure:
+    """A refused launch, naming what the blueprint references and the account lacks."""
+    code = _code(error)
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    if code == "InvalidParameterValue" and "iamInstanceProfile" in message:
+        code = "NoSuchEntity"  # how AWS reports an unknown instance profile name
+    if code not in MISSING_FOR_LAUNCH:
+        return _failure("starting instances", error)
+    key, what, named = MISSING_FOR_LAUNCH[code]
+    return AWSFailure(
+        f"The analysis's blueprint names the {what} {named(request)!r} ({key}), which this AWS account does "
+        f"not have in this region, so no instance could start. Contact the analysis developer: they must "
+        f"create it or correct {key} in the blueprint and deploy again. (AWS: {code})", code=code)
 
 
 class ObjectMissing(Exception):
@@ -197,7 +225,9 @@ class AWSClient:
     def run_instances(self, request: Mapping[str, Any]) -> list[LaunchedInstance]:
         try:
             response = self.ec2.run_instances(**request)
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            raise launch_failure(error, request) from error
+        except BotoCoreError as error:
             raise _failure("starting instances", error) from error
         return [LaunchedInstance(i["InstanceId"], int(i.get("AmiLaunchIndex", 0))) for i in response["Instances"]]
 

@@ -10,6 +10,7 @@ from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import AWSFailure, SettingsError, SubmissionRefused
 from chalicelib.monitor.costs import ledger_key, spent_by
+from chalicelib.monitor.legacy import neurocaas_spent
 from chalicelib.parameters import parse_parameters
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import BudgetState, InputFacts, VcpuHeadroom
@@ -128,6 +129,7 @@ def gather_budget(aws: AWSClient, settings: AnalysisSettings, group: str, instan
             spent = spent_by(aws.get_object(ObjectRef(settings.bucket_name, ledger_key(group))).body)
         except (ObjectMissing, ValueError, KeyError):
             spent = 0.0
+        spent += neurocaas_spent(aws, settings.bucket_name, group)
     return BudgetState(limit=limit, limit_source=source, spent=round(spent, 4),
                        running_cost=round(running_cost, 4), running_instances=len(running),
                        vcpus=_vcpu_headroom(aws, instance_type, quota, live) if quota is not None else None)

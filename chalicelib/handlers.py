@@ -20,11 +20,14 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings
-from chalicelib.exceptions import SettingsError
+from chalicelib.certificate import Certificate, format_time
+from chalicelib.exceptions import NeuroCAASError, SettingsError, Step, UnexpectedFailure
 from chalicelib.jobmanager import JobManager, Result, utcnow
 from chalicelib.monitor.control import CannotCancel, cancel_from_s3, reap
 from chalicelib.monitor.replay import replay_dead_letters
 from chalicelib.monitor.statechange import OPEN_JOBS, InstanceMonitor
+from chalicelib.paths import JobLocation, ObjectRef, group_of, job_name, refusal_job_name
+from chalicelib.submission import decode, readable_job_id
 
 logger = Logger(service="neurocaas")
 
@@ -85,17 +88,58 @@ def reset() -> None:
 
 
 def handle_submit_event(bucket: str, key: str) -> Result | None:
-    """Chalice has already URL-decoded ``key`` (S3 event keys arrive encoded)."""
+    """Chalice has already URL-decoded ``key`` (S3 event keys arrive encoded).
+
+    No submission vanishes silently: whatever fails here is logged and written to the submission's
+    certificate before the error goes back to the caller (which retries the event).
+    """
+    settings: AnalysisSettings | None = None
     try:
         settings = environment.settings_for(bucket)
-    except SettingsError as error:
-        logger.error("the analysis is not configured", extra={"reason": error.message})
+        manager = JobManager(settings, environment.aws_for(settings.region), logger=logger)
+        result = manager.handle_submit(bucket, key)
+    except Exception as error:
+        if isinstance(error, SettingsError):
+            logger.error("the analysis is not configured", extra={"key": key, "reason": error.message})
+        else:
+            logger.exception("the submission could not be handled", extra={"key": key})
+        record_unhandled(bucket, key, error, settings)
         raise
-    manager = JobManager(settings, environment.aws_for(settings.region), logger=logger)
-    result = manager.handle_submit(bucket, key)
     logger.info("submit handled", extra={"bucket": bucket, "key": key, "outcome": result.outcome.value,
                                           "detail": result.message})
     return result
+
+
+def record_unhandled(bucket: str, key: str, error: Exception, settings: AnalysisSettings | None) -> str | None:
+    """Write why a submission could not be handled to its certificate; returns the certificate's key.
+
+    The job's own folder is used when the submit file names a job id and holds no certificate yet
+    (a job that got further keeps its own); otherwise a folder named after the submit key.
+    """
+    group = group_of(key)
+    if group is None:
+        return None
+    problem = error if isinstance(error, NeuroCAASError) else UnexpectedFailure(Step.INITIALIZATION, False)
+    problem.step = Step.INITIALIZATION
+    now = utcnow()
+    certificate = Certificate(started=now, header=[
+        f"REQUEST START TIME: {format_time(now)} (GMT)", f"ANALYSIS: {bucket}", f"GROUP: {group}",
+        f"SUBMIT FILE: {key}"])
+    certificate.fail(problem, now)
+    try:
+        aws = environment.aws_for(settings.region if settings else os.environ.get("AWS_REGION", "us-east-1"))
+        name = refusal_job_name(bucket, key)
+        try:
+            job_id = readable_job_id(decode(aws.get_object(ObjectRef(bucket, key)).body))
+            name = job_name(bucket, job_id) if job_id else name
+        except Exception:  # an unreadable submit file: the folder named after its key
+            pass
+        location = JobLocation.in_group(bucket, group, name)
+        aws.put(bucket, location.certificate, certificate.render().encode(), if_none_match=True)
+        return location.certificate
+    except Exception:  # already logged above; the certificate is a courtesy (e.g. it exists already)
+        logger.warning("could not write the certificate of an unhandled submission", extra={"key": key})
+        return None
 
 
 def _serving() -> list[tuple[AnalysisSettings, AWSClient]]:

@@ -155,6 +155,8 @@ class JobManager:
             budget = gather_budget(self.aws, self.settings, submission.group, submission.instance_type)
             plan = plan_job(self.settings, submission, etag, facts, budget)
         except SubmissionRefused as error:
+            if error.step is Step.ENVIRONMENT:  # a budget or capacity refusal: the submission itself was valid
+                certificate.step(Step.VALIDATION, self.clock())
             return self._refuse(store, certificate, record, error)
         except NeuroCAASError as error:
             error.step = step

@@ -41,6 +41,19 @@ def load_all(paths: list[Path]) -> list[Blueprint]:
     return loaded
 
 
+def parse_images(pairs: list[str]) -> dict[str, Path]:
+    """``AMI=FOLDER`` options as a mapping; a malformed one or a missing folder ends the command."""
+    images = {}
+    for pair in pairs:
+        ami, _, folder = pair.partition("=")
+        if not ami.startswith("ami-") or not folder or not Path(folder).is_dir():
+            errors.print(f"[red]✗[/red] --image {pair}: expected AMI=FOLDER with an existing folder, "
+                         "e.g. --image ami-0123456789abcdef0=./my-image", highlight=False)
+            raise typer.Exit(1)
+        images[ami] = Path(folder)
+    return images
+
+
 def register(app: typer.Typer) -> None:
     local = typer.Typer(help="The embedded local stack: the whole system on this machine.", no_args_is_help=True)
     app.add_typer(local, name="local")
@@ -53,9 +66,12 @@ def register(app: typer.Typer) -> None:
         blueprint: list[Path] = typer.Option(None, "--blueprint", "-b", help="Blueprint to serve (repeatable; "
                                              "default: every folder in ./blueprints)."),
         slots: int = typer.Option(None, help="Instances run at once (default: the number of cores)."),
+        image: list[str] = typer.Option(None, "--image", help="AMI=FOLDER: the folder that stands in for a "
+                                        "machine image, for blueprints without LocalImage (repeatable)."),
     ) -> None:
         """Start the local stack in the foreground; Ctrl-C stops it (its state is kept)."""
         blueprints = load_all(list(blueprint or default_blueprints()))
+        images = parse_images(image or [])
         if not blueprints:
             errors.print("[red]✗[/red] No blueprint to serve: pass --blueprint PATH or run from the project folder.")
             raise typer.Exit(1)
@@ -69,6 +85,8 @@ def register(app: typer.Typer) -> None:
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         try:
+            for ami, folder in images.items():
+                stack.register_image(ami, folder)
             for item in blueprints:
                 stack.deploy(item)
             write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, [b.name for b in blueprints])

@@ -21,6 +21,7 @@ from chalicelib.jobstate.markers import OpenJobs
 from chalicelib.jobstate.reconcile import Reconciler
 from chalicelib.monitor.control import reap
 from chalicelib.monitor.costs import ledger_key
+from chalicelib.monitor.legacy import is_record_key
 from chalicelib.monitor.statechange import InstanceMonitor
 from tests.conftest import GROUP, submit_doc
 from tests.weakaws import AsyncInvoker, Crash, EventBus, FakeClock, LaggingEC2, LatentClient, StateEvent, s3_event
@@ -63,7 +64,7 @@ def start(analysis, clock: FakeClock, *names: str, **overrides):  # type: ignore
 def end_figures(analysis) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """The job's actual cost as each place that states it says it."""
     folder = analysis.job_folder(JOB)
-    history = [json.loads(analysis.get(k)) for k in analysis.keys(f"logs/{GROUP}/") if not k.endswith("_spent.json")]
+    history = [json.loads(analysis.get(k)) for k in analysis.keys(f"logs/{GROUP}/") if is_record_key(k)]
     return {
         "job.json": analysis.record(JOB)["actual_cost"],
         "end.txt": float(re.search(r"actual cost \$([0-9.]+)", analysis.get(f"{folder}/process_results/end.txt"))[1]),

@@ -13,6 +13,7 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
+ENDED = ("shutting-down", "terminated", "stopping", "stopped")
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
 
@@ -65,11 +66,16 @@ class LocalEC2:
         encoded = value.get("UserData", {}).get("Value", "")
         return base64.b64decode(encoded).decode() if encoded else ""
 
-    def set_state(self, instance_id: str, name: str) -> None:
+    def set_state(self, instance_id: str, name: str) -> bool:
+        """Move an instance to ``pending`` or ``running``; False (and no change) once it is ending or ended,
+        so an instance terminated while it waited for a slot never starts."""
         from moto.ec2.models import ec2_backends
 
         instance = ec2_backends[DEFAULT_ACCOUNT_ID][self.region].get_instance(instance_id)
+        if instance._state.name in ENDED:
+            return False
         instance._state.name, instance._state.code = name, STATE_CODES[name]
+        return True
 
     def terminate(self, instance_id: str) -> None:
         self.ec2.terminate_instances(InstanceIds=[instance_id])

@@ -12,13 +12,30 @@ from pathlib import Path
 
 from neurocaas_agent.install import bake
 
+SUDO = r"""#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u|-g|-C|-p|-r|-t|-U|-T|--user|--group|--close-from|--prompt|--role|--type|--other-user|--command-timeout)
+      shift 2 ;;
+    -D|--chdir) cd "$2" || exit 1; shift 2 ;;
+    --chdir=*) cd "${1#--chdir=}" || exit 1; shift ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *=*) export "$1"; shift ;;
+    *) break ;;
+  esac
+done
+[ $# -gt 0 ] || exit 0
+exec "$@"
+"""
 SHIMS = {
     # The runner enforces lifetimes itself, so a delayed shutdown is only acknowledged.
     "shutdown": '#!/bin/sh\ncase " $* " in *" now "*|*" -h now "*|*" -P now "*|*" -r now "*) '
                 'touch "$NEUROCAAS_INSTANCE_DIR/poweroff"; kill -TERM 0;; esac\nexit 0\n',
     "poweroff": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
     "halt": '#!/bin/sh\ntouch "$NEUROCAAS_INSTANCE_DIR/poweroff"\nkill -TERM 0\n',
-    "sudo": '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n',
+    # The instance already runs as the image's user: options (-u ubuntu, -E, VAR=value) are honoured or dropped.
+    "sudo": SUDO,
     # NeuroCAAS analysis scripts move data with the AWS CLI; a small stand-in serves them locally.
     "aws": f'#!/bin/sh\nexec "{sys.executable}" -m service.local.awsshim "$@"\n',
 }

@@ -1,16 +1,18 @@
 """The local instance runner: each launched instance's boot script, run as a subprocess.
 
 Each instance gets its own directory, laid out from its image (the blueprint's ``LocalImage``)
-with the remote scripts installed, as an AMI would hold them. ``/home/ubuntu`` in the boot script
-means that directory, so unmodified NeuroCAAS commands work. At most ``slots`` instances run at
-once (the rest stay ``pending``); ``shutdown``/``poweroff`` end the instance; an instance that
-outlives its ``Timeout`` tag is killed and its dataset marked TIMED OUT.
+with the remote scripts installed, as an AMI would hold them, and seen at ``/home/ubuntu`` (see
+``homemount.py``), so unmodified NeuroCAAS commands and image scripts work. At most ``slots``
+instances run at once (the rest stay ``pending``; one terminated meanwhile never starts);
+``shutdown``/``poweroff`` end the instance; an instance that outlives its ``Timeout`` tag is
+killed and its dataset marked TIMED OUT.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -23,8 +25,9 @@ from typing import Any
 from chalicelib.awsclient import AWSClient
 from chalicelib.jobstate.statusfile import finish_instance_dataset
 from chalicelib.records import DatasetState
-from service.local.instances import Launched, LocalEC2
-from service.local.layout import boot_environment, last_lines, lay_out, localise
+from service.local.instances import ENDED, Launched, LocalEC2
+from service.local.homemount import HomeMount
+from service.local.layout import boot_environment, last_lines, lay_out
 
 
 class Journal:
@@ -61,6 +64,7 @@ class InstanceRunner:
         self.journal = Journal(state_dir / "instances.json")
         self.pool = ThreadPoolExecutor(max_workers=slots or os.cpu_count() or 2, thread_name_prefix="instance")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.home_mount = HomeMount.probe(log)
         self.seen: set[str] = set()
         self.terminated_elsewhere: set[str] = set()
         self.lost: dict[str, str] = {}
@@ -74,6 +78,7 @@ class InstanceRunner:
             self._finish(entry.get("analysis", ""), instance_id, DatasetState.FAILED,
                          "The local stack stopped while this dataset was running. Submit it again.")
             self.journal.set(instance_id, state="terminated", ended="stack stopped")
+            drop_disk(self.root / instance_id)
             # EC2 forgot it with the last stop: its end is reported once its analysis is served again.
             self.lost[instance_id] = entry.get("analysis", "")
         return len(lost)
@@ -106,7 +111,8 @@ class InstanceRunner:
                 for launched in self.ec2.launched(self.analyses()):
                     if launched.instance_id not in self.seen:
                         self.seen.add(launched.instance_id)
-                        self.ec2.set_state(launched.instance_id, "pending")
+                        if not self.ec2.set_state(launched.instance_id, "pending"):
+                            continue  # terminated before the runner saw it
                         self.journal.set(launched.instance_id, state="pending",
                                          analysis=launched.tags.get("analysis", ""))
                         self.pool.submit(self._run_safely, launched)
@@ -118,7 +124,7 @@ class InstanceRunner:
         """Stop the processes of instances someone terminated (a cancel, a reaper), like EC2 would."""
         for instance_id, state in self.ec2.states(list(self.processes)).items():
             process = self.processes.get(instance_id)
-            if process is not None and state in ("shutting-down", "terminated", "stopping", "stopped"):
+            if process is not None and state in ENDED:
                 self.terminated_elsewhere.add(instance_id)
                 try:
                     os.killpg(process.pid, signal.SIGKILL)
@@ -131,26 +137,37 @@ class InstanceRunner:
         except Exception as error:
             self.log(f"instance {launched.instance_id} failed to run: {error}")
             self._end(launched, f"could not run: {error}")
+        finally:
+            drop_disk(self.root / launched.instance_id)
 
     def _run(self, launched: Launched) -> None:
         if self.stopping.is_set():
             return
+        if self.ec2.states([launched.instance_id]).get(launched.instance_id) in ENDED:  # cancelled while waiting
+            self.journal.set(launched.instance_id, state="terminated", ended="terminated before it started")
+            self.log(f"instance {launched.instance_id} terminated before it started")
+            self.on_state(launched.instance_id, "terminated")
+            return
         directory = self.root / launched.instance_id
         home = lay_out(directory, self.images(launched.image_id))
         script = directory / "user-data.sh"
-        script.write_text(localise(self.ec2.user_data(launched.instance_id), home))
+        script.write_text(self.home_mount.user_data(self.ec2.user_data(launched.instance_id), home))
         environment = boot_environment(
-            self.environment, bin_dir=directory / "bin", home=home, instance_id=launched.instance_id,
-            instance_dir=directory, launch_index=launched.launch_index, log_dir=directory / "logs",
-            work_dir=directory / "work")
+            self.environment, bin_dir=directory / "bin", home=self.home_mount.seen_home(home),
+            instance_id=launched.instance_id, instance_dir=directory, launch_index=launched.launch_index,
+            log_dir=directory / "logs", work_dir=directory / "work")
         lifetime = launched.lifetime_minutes * self.minute_seconds
         with (directory / "console.log").open("wb") as console:
-            process = subprocess.Popen(["bash", str(script)], cwd=home, env=environment, stdout=console,
+            command, unmount = self.home_mount.command(home, ["bash", str(script)])
+            process = subprocess.Popen(command, cwd=home, env=environment, stdout=console,
                                        stderr=subprocess.STDOUT, start_new_session=True)
             self.processes[launched.instance_id] = process
-            self.ec2.set_state(launched.instance_id, "running")
-            self.journal.set(launched.instance_id, state="running")
-            self.on_state(launched.instance_id, "running")
+            if self.ec2.set_state(launched.instance_id, "running"):
+                self.journal.set(launched.instance_id, state="running")
+                self.on_state(launched.instance_id, "running")
+            else:  # terminated between the check above and now: it must not run
+                self.terminated_elsewhere.add(launched.instance_id)
+                _kill_group(process)
             try:
                 code = process.wait(timeout=lifetime)
                 outcome = "powered off" if (directory / "poweroff").exists() else f"exited with code {code}"
@@ -162,6 +179,7 @@ class InstanceRunner:
                              "was stopped. Set a longer __duration__ in the parameter file if it needs more time.")
             finally:
                 self.processes.pop(launched.instance_id, None)
+                unmount()
         if self.stopping.is_set():
             return  # left 'running' in the journal: failed with a reason on the next start
         if launched.instance_id in self.terminated_elsewhere:
@@ -182,6 +200,13 @@ class InstanceRunner:
             self.journal.set(launched.instance_id, state="terminated", ended=outcome)
             self.log(f"instance {launched.instance_id} {outcome}")
         self.on_state(launched.instance_id, "terminated")
+
+
+def drop_disk(directory: Path) -> None:
+    """An ended instance's disk goes, as on EC2: its home (image copy, downloaded inputs), work
+    folder and shims. Its logs, console output and boot script stay for inspection."""
+    for part in ("home", "work", "bin"):
+        shutil.rmtree(directory / part, ignore_errors=True)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

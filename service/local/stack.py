@@ -11,7 +11,9 @@ import json
 import logging
 import threading
 import urllib.request
+from urllib.parse import unquote_plus
 from collections.abc import Callable
+from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +28,7 @@ from chalicelib import handlers
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings, Blueprint
 from service import agentfile
+from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
 from service.local.persistence import S3Snapshot
 from service.local.runner import InstanceRunner
@@ -36,6 +39,8 @@ SUBMIT_SUFFIX = "submit.json"
 HANDLER_CONCURRENCY = 4
 REAPER_SECONDS = 2.0  # on AWS the reaper runs every 5 minutes; here a job's end shows in seconds
 CANCEL_SUFFIX = "cancel.json"
+DELIVERY_ATTEMPTS = 3  # Lambda's asynchronous invocations: the first try and two retries
+RETRY_SECONDS = 60
 
 
 @dataclass
@@ -80,6 +85,7 @@ class LocalStack:
         self.snapshot = S3Snapshot(self.state_dir / "s3")
         self.runner: InstanceRunner | None = None
         self.handler_token: handlers.HandlerEnvironment | None = None
+        self.resources = ExitStack()
 
     # --- life cycle -----------------------------------------------------------------------------
     @property
@@ -100,6 +106,7 @@ class LocalStack:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         LocalStack._live = self
+        self.resources.enter_context(validating_launches())
         self.port = self.server.get_host_and_port()[1]
         # Start from the state directory alone, as a new server process would.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
@@ -136,6 +143,7 @@ class LocalStack:
                 handlers.release(self.handler_token)
             if self.server:
                 self.server.stop()
+            self.resources.close()
             LocalStack._live = None
 
     def __enter__(self) -> "LocalStack":
@@ -168,7 +176,7 @@ class LocalStack:
             for folder in ("inputs", "configs", "submissions", "results"):
                 s3.put_object(Bucket=bucket, Key=f"{affiliate.name}/{folder}/", Body=b"")
         queue_url = sqs.create_queue(QueueName=f"neurocaas-{bucket}-submits",
-                                     Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+                                     Attributes={"VisibilityTimeout": str(RETRY_SECONDS)})["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
             "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
@@ -177,6 +185,9 @@ class LocalStack:
         agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
+        created = provision(settings, iam=self.client("iam"), ec2=self.client("ec2"), region=REGION)
+        if created:
+            self.options.log(f"{bucket}: created what the blueprint references: {'; '.join(created)}")
         served = Served(blueprint, settings, queue_url)
         self.served[bucket] = served
         return served
@@ -213,8 +224,9 @@ class LocalStack:
                 received = False
                 for served in list(self.served.values()):
                     try:
-                        messages = sqs.receive_message(QueueUrl=served.queue_url, MaxNumberOfMessages=10,
-                                                       WaitTimeSeconds=0).get("Messages", ())
+                        messages = sqs.receive_message(
+                            QueueUrl=served.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                            AttributeNames=["ApproximateReceiveCount"]).get("Messages", ())
                     except Exception as error:
                         if not self.stopping.is_set():
                             self.options.log(f"submit events: {error}")
@@ -225,19 +237,39 @@ class LocalStack:
                     self.stopping.wait(0.2)
 
     def _deliver(self, chalice_app: Any, sqs: Any, served: Served, message: dict[str, Any]) -> None:
-        event = json.loads(message["Body"])
-        if "Records" not in event:  # s3:TestEvent when notifications are configured
+        """Hand one queued S3 event to the handler; nothing it holds may stop the stack's polling."""
+        try:
+            self._deliver_records(chalice_app, sqs, served, message)
+        except Exception as error:  # a malformed message, the endpoint going away: logged, never silent
+            if not self.stopping.is_set():
+                self.options.log(f"{served.settings.bucket_name}: a submit event could not be delivered: {error}")
+
+    def _deliver_records(self, chalice_app: Any, sqs: Any, served: Served, message: dict[str, Any]) -> None:
+        def done() -> None:
             sqs.delete_message(QueueUrl=served.queue_url, ReceiptHandle=message["ReceiptHandle"])
-            return
-        for record in event["Records"]:
-            handler = chalice_app.on_cancel if record["s3"]["object"]["key"].endswith(CANCEL_SUFFIX) \
-                else chalice_app.on_submit
+
+        try:
+            records = json.loads(message["Body"]).get("Records")
+        except (ValueError, AttributeError) as error:
+            self.options.log(f"{served.settings.bucket_name}: dropped a queued message that is not an S3 event ({error})")
+            return done()
+        if records is None:  # s3:TestEvent when notifications are configured
+            return done()
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        for record in records:
+            key = unquote_plus(record["s3"]["object"]["key"])
+            handler = chalice_app.on_cancel if key.endswith(CANCEL_SUFFIX) else chalice_app.on_submit
             try:
                 handler({"Records": [record]}, None)
-            except Exception as error:  # left on the queue: delivered again, as S3 would retry
-                self.options.log(f"submit handler failed: {error}")
-                return
-        sqs.delete_message(QueueUrl=served.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception as error:
+                # As Lambda retries an asynchronous S3 event twice, then gives up.
+                if attempt < DELIVERY_ATTEMPTS:
+                    self.options.log(f"{key}: the handler failed (attempt {attempt} of {DELIVERY_ATTEMPTS}; "
+                                     f"retried in {RETRY_SECONDS} s): {error}")
+                    return
+                self.options.log(f"{key}: the handler failed {attempt} times; gave up on it (its certificate "
+                                 f"says why): {error}")
+        done()
 
     def _state_changed(self, instance_id: str, state: str) -> None:
         """Send the runner's state changes to the same handler EventBridge feeds on AWS."""
