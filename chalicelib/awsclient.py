@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 import boto3
@@ -40,7 +41,12 @@ ADVICE = {
     "AccessDenied": "The job manager is not permitted to do this. Contact the analysis developer.",
     "InvalidAMIID.NotFound": "The analysis's machine image does not exist in this region. Contact the analysis developer.",
     "InvalidAMIID.Malformed": "The analysis's machine image id is malformed. Contact the analysis developer.",
+    "MaxSpotInstanceCountExceeded": "The account's Spot instance quota is reached. Try again when running jobs "
+    "have finished, or ask the analysis developer to allow on-demand capacity (SPOT: prefer).",
+    "SpotMaxPriceTooLow": "AWS has no Spot capacity at an acceptable price right now. Try again later, or ask "
+    "the analysis developer to allow on-demand capacity (SPOT: prefer).",
 }
+SPOT_PRICE_TTL = 3600.0  # seconds a warm Lambda keeps a Spot price it read
 
 
 # Launch refusals caused by something the blueprint names that the account lacks: the blueprint key,
@@ -106,6 +112,7 @@ class InstanceInfo:
     instance_type: str
     launch_index: int
     launch_time: datetime | None = None
+    spot: bool = False
 
 
 def _instance_info(item: dict[str, Any]) -> InstanceInfo:
@@ -113,7 +120,7 @@ def _instance_info(item: dict[str, Any]) -> InstanceInfo:
         instance_id=item["InstanceId"], state=item["State"]["Name"],
         tags={t["Key"]: t["Value"] for t in item.get("Tags", ())},
         instance_type=item.get("InstanceType", ""), launch_index=int(item.get("AmiLaunchIndex", 0)),
-        launch_time=item.get("LaunchTime"),
+        launch_time=item.get("LaunchTime"), spot=item.get("InstanceLifecycle") == "spot",
     )
 
 
@@ -135,8 +142,11 @@ def _code(error: ClientError) -> str:
 class AWSClient:
     """The AWS operations of the job manager, one method per thing it needs."""
 
-    def __init__(self, s3: Any, ec2: Any, ssm: Any, quotas: Any = None) -> None:
+    def __init__(self, s3: Any, ec2: Any, ssm: Any, quotas: Any = None, spot_history: bool = True) -> None:
         self.s3, self.ec2, self.ssm, self.quotas = s3, ec2, ssm, quotas
+        # The local stack turns the Spot price history off: moto answers a placeholder price.
+        self.spot_history = spot_history
+        self._spot_prices: dict[str, tuple[float, float | None]] = {}
 
     @classmethod
     def create(cls, region: str | None = None, session: boto3.Session | None = None) -> "AWSClient":
@@ -263,6 +273,25 @@ class AWSClient:
             raise _failure("reading an instance", error) from error
         items = [i for r in reservations for i in r["Instances"]]
         return _instance_info(items[0]) if items else None
+
+    def spot_price(self, instance_type: str) -> float | None:
+        """The current Spot price of ``instance_type`` (Linux; the highest of the region's zones, as
+        the instance may land in any), or None when the history does not answer."""
+        if not self.spot_history:
+            return None
+        cached = self._spot_prices.get(instance_type)
+        if cached is not None and time.monotonic() - cached[0] < SPOT_PRICE_TTL:
+            return cached[1]
+        try:
+            history = self.ec2.describe_spot_price_history(
+                InstanceTypes=[instance_type], ProductDescriptions=["Linux/UNIX"],
+                StartTime=datetime.now(timezone.utc), MaxResults=100)["SpotPriceHistory"]
+            prices = [float(entry["SpotPrice"]) for entry in history if entry.get("InstanceType") == instance_type]
+        except (ClientError, BotoCoreError, KeyError, ValueError):
+            prices = []
+        price = max(prices) if prices else None
+        self._spot_prices[instance_type] = (time.monotonic(), price)
+        return price
 
     def image_root(self, ami: str) -> RootVolume | None:
         try:

@@ -20,7 +20,7 @@ import gzip
 import posixpath
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from chalicelib import agent
 
@@ -126,10 +126,14 @@ def render(
     job: str,
     log_uri: str,
     status_key: Callable[[str], str],
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """The user data for one launch batch; ``rows[i]`` (dataset, config, dataset label) is for the
-    instance with launch index i; ``status_key(label)`` is its status file in the job folder's bucket."""
+    instance with launch index i; ``status_key(label)`` is its status file in the job folder's bucket.
+    ``environment``: more ``NEUROCAAS_*`` variables for the instance (quoted; other names dropped)."""
     q = shlex.quote
+    exports = "".join(f"export {name}={q(value)}\n" for name, value in (environment or {}).items()
+                      if re.fullmatch(r"NEUROCAAS_[A-Z_]+", name))
     key_head, _, key_tail = status_key("\0").partition("\0")
     job_bucket, _, log_prefix = log_uri.removeprefix("s3://").partition("/")
     uri = f"s3://{bucket}/{agent.artifact_key()}"
@@ -160,7 +164,7 @@ name="${{NEUROCAAS_DATASET%/}}"
 name="${{name##*/}}"
 label="${{rows[$((3 * index + 2))]:-$name}}"
 export NEUROCAAS_STATUS_KEY={q(key_head)}"$label"{q(key_tail)}
-log_dir="${{NEUROCAAS_LOG_DIR:-/var/log/neurocaas}}"
+{exports}log_dir="${{NEUROCAAS_LOG_DIR:-/var/log/neurocaas}}"
 mkdir -p "$log_dir"
 log="$log_dir/$name-$index.log"
 : >>"$log"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from chalicelib.exceptions import NeuroCAASError, Step
+from chalicelib.records import JobRecord
 
 RULE = "================"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -44,6 +45,42 @@ def replace_dataset_block(text: str, block: list[str]) -> str:
     return "\n".join([*lines[:first], *block, *lines[end:]])
 
 
+ATTEMPTS_TITLE = "CAPACITY AND ATTEMPTS:"
+
+
+def attempt_lines(record: JobRecord) -> list[str]:
+    """Per dataset, each instance it got: capacity and why, and why an attempt was given up.
+    Nothing for a job whose datasets each ran once on-demand (the usual certificate)."""
+    if record.spot == "never" and all(len(d.attempts) <= 1 for d in record.datasets.values()):
+        return []
+    lines = []
+    for label, dataset in record.datasets.items():
+        shown = []
+        for number, attempt in enumerate(dataset.attempts, start=1):
+            text = f"attempt {number} on {attempt.instance_id}: {attempt.why}"
+            shown.append(f"{text} (ended: {attempt.ended})" if attempt.ended else text)
+        if shown:
+            lines.append(f"  {label}: " + "; ".join(shown))
+    return lines
+
+
+def replace_attempts(text: str, lines: list[str]) -> str:
+    """The certificate with its attempts section (right after the dataset block) set to ``lines``."""
+    rows = text.split("\n")
+    if ATTEMPTS_TITLE in rows:
+        start = rows.index(ATTEMPTS_TITLE)
+        end = start + 1
+        while end < len(rows) and rows[end].startswith("  "):
+            end += 1
+    else:
+        _, block_end, _ = _block(rows)
+        if block_end < 0:
+            return text
+        start = end = block_end + 1
+    section = [ATTEMPTS_TITLE, *lines] if lines else []
+    return "\n".join([*rows[:start], *section, *rows[end:]])
+
+
 def actual_cost_line(cost: float) -> str:
     return f"ACTUAL COST: ${cost:.4f} (every instance of the job has stopped)"
 
@@ -56,6 +93,7 @@ class Certificate:
     header: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
 
     def _elapsed(self, now: datetime) -> str:
         return f"[+{(now - self.started).total_seconds():6.2f}s]"
@@ -75,4 +113,6 @@ class Certificate:
         body = [*self.header, "", *self.steps]
         if self.datasets:
             body += [RULE, *self.datasets, RULE]
+        if self.attempts:
+            body += [ATTEMPTS_TITLE, *self.attempts]
         return "\n".join(body) + "\n"

@@ -28,6 +28,8 @@ from chalicelib.monitor.replay import replay_dead_letters
 from chalicelib.monitor.statechange import OPEN_JOBS, InstanceMonitor
 from chalicelib.paths import JobLocation, ObjectRef, group_of, job_name, refusal_job_name
 from chalicelib.submission import decode, readable_job_id
+from chalicelib.recovery.relaunch import Relauncher
+from chalicelib.recovery.retry import CannotRetry, retry_from_s3
 
 logger = Logger(service="neurocaas")
 
@@ -164,11 +166,32 @@ def handle_instance_state(instance_id: str, state: str, time: str | None = None)
     done = []
     at = event_time(time)
     for settings, aws in _serving():
-        monitor = InstanceMonitor(aws, settings.bucket_name, utcnow, logger, settings.postprocess)
+        monitor = InstanceMonitor(aws, settings.bucket_name, utcnow, logger, settings.postprocess,
+                                  relauncher=_relauncher(settings, aws))
         outcome = monitor.handle(instance_id, state, at)
         done.append(outcome)
         logger.info("instance state handled", extra={"instance": instance_id, "event_state": state,
                                                       "analysis": settings.bucket_name, "outcome": outcome})
+    return done
+
+
+def _relauncher(settings: AnalysisSettings, aws: AWSClient) -> Relauncher | None:
+    """Who starts again a dataset whose instance was interrupted or lost (none when the
+    blueprint's MAX_RELAUNCHES is 0)."""
+    return Relauncher(settings, aws, utcnow, logger) if settings.max_relaunches > 0 else None
+
+
+def handle_spot_interruption(instance_id: str, time: str | None = None) -> list[str]:
+    """An EC2 Spot Instance Interruption Warning (two minutes before the reclaim): relaunch the
+    instance's dataset now, in the same job folder, as the blueprint allows."""
+    done = []
+    at = event_time(time)
+    for settings, aws in _serving():
+        relauncher = _relauncher(settings, aws)
+        outcome = relauncher.interrupted(instance_id, at, OPEN_JOBS) if relauncher else "relaunches are off"
+        done.append(outcome)
+        logger.info("spot interruption warning handled", extra={"instance": instance_id, "outcome": outcome,
+                                                                "analysis": settings.bucket_name})
     return done
 
 
@@ -183,6 +206,18 @@ def handle_cancel_event(bucket: str, key: str) -> int | None:
     return stopped
 
 
+def handle_retry_event(bucket: str, key: str) -> list[str] | None:
+    """A retry file: relaunch chosen datasets of an ended job (a refusal goes to its certificate)."""
+    settings = environment.settings_for(bucket)
+    try:
+        relaunched = retry_from_s3(environment.aws_for(settings.region), settings, bucket, key, utcnow, logger)
+    except CannotRetry as error:
+        logger.info("retry refused", extra={"key": key, "reason": error.message})
+        return None
+    logger.info("datasets retried", extra={"key": key, "datasets": relaunched})
+    return relaunched
+
+
 @lru_cache(maxsize=4)
 def _sqs(region: str) -> Any:
     return boto3.client("sqs", region_name=region)
@@ -192,6 +227,8 @@ def _replay(bucket: str, key: str) -> None:
     """Handle again an S3 event whose asynchronous invocation failed every retry."""
     if key.endswith("cancel.json"):
         handle_cancel_event(bucket, key)
+    elif key.endswith("retry.json"):
+        handle_retry_event(bucket, key)
     else:
         handle_submit_event(bucket, key)
 
@@ -205,8 +242,10 @@ def handle_reaper() -> list[str]:
         def resume(submit_key: str, bucket: str = settings.bucket_name) -> None:
             handle_submit_event(bucket, submit_key)
 
+        relauncher = _relauncher(settings, aws)
         report = reap(aws, settings.bucket_name, utcnow(), resume=resume, logger=logger,
-                      postprocess=settings.postprocess, open_jobs=OPEN_JOBS)
+                      postprocess=settings.postprocess, open_jobs=OPEN_JOBS,
+                      relaunch=relauncher.lost if relauncher else None)
         done += report.overdue
         if report.overdue or report.ended or report.resumed:
             logger.info("reaper pass", extra={"analysis": settings.bucket_name, "overdue": report.overdue,

@@ -76,10 +76,8 @@ class JobStore:
 
     def save_open_marker(self, record: JobRecord, launched: datetime | None = None) -> None:
         """Say in the analysis bucket that this job is open (and, once launched, its instances)."""
-        write_open(self.aws, record.analysis, OpenJob(
-            folder=f"s3://{self.location.bucket}/{self.location.prefix}", submit_key=record.submit_key,
-            group=record.group, job=self.location.prefix.rsplit("/", 1)[-1], instance_ids=record.instance_ids,
-            instance_type=record.instance_type, launched=launched))
+        write_open(self.aws, record.analysis, OpenJob.for_record(
+            record, f"s3://{self.location.bucket}/{self.location.prefix}", launched))
 
     def delete_open_marker(self, record: JobRecord) -> None:
         delete_open(self.aws, record.analysis, record.group, self.location.prefix.rsplit("/", 1)[-1])

@@ -99,6 +99,12 @@ class JobPlan:
     root_volume: RootVolume | None = None
     notes: tuple[str, ...] = field(default=())
     fallback_instance_types: tuple[str, ...] = ()
+    spot: str = "never"
+    on_demand_cost: float | None = None  # the estimate on-demand, when the job is estimated at Spot prices
+
+    @property
+    def launch_spec(self) -> LaunchSpec:
+        return LaunchSpec(self.ami, self.tags, self.iam_role, self.key_name, self.security_groups, self.root_volume)
 
     @property
     def job_id(self) -> str:
@@ -122,11 +128,33 @@ class JobPlan:
         return "\n".join(lines)
 
 
-def run_instances_request(plan: JobPlan, batch: LaunchBatch) -> dict[str, object]:
-    """The ``RunInstances`` parameters for one batch: all-or-nothing, tagged, self-terminating."""
-    tags = [{"Key": k, "Value": v} for k, v in {**plan.tags, "neurocaas:batch": str(batch.number)}.items()]
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What every instance of a job shares in its ``RunInstances`` request."""
+
+    ami: str
+    tags: dict[str, str]
+    iam_role: str = ""
+    key_name: str = ""
+    security_groups: tuple[str, ...] = ()
+    root_volume: RootVolume | None = None
+
+
+SPOT_MARKET = {"MarketType": "spot",
+               "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
+
+
+def run_instances_request(plan: JobPlan, batch: LaunchBatch, spot: bool = False) -> dict[str, object]:
+    """The ``RunInstances`` parameters for one batch of the plan."""
+    return launch_request(plan.launch_spec, batch, spot)
+
+
+def launch_request(spec: LaunchSpec, batch: LaunchBatch, spot: bool = False) -> dict[str, object]:
+    """The ``RunInstances`` parameters for one batch: all-or-nothing, tagged, self-terminating;
+    with ``spot``, one-time Spot capacity at the current Spot price (no maximum price)."""
+    tags = [{"Key": k, "Value": v} for k, v in {"neurocaas:batch": str(batch.number), **spec.tags}.items()]
     request: dict[str, object] = {
-        "ImageId": plan.ami,
+        "ImageId": spec.ami,
         "InstanceType": batch.instance_type,
         "MinCount": batch.count,
         "MaxCount": batch.count,
@@ -141,22 +169,24 @@ def run_instances_request(plan: JobPlan, batch: LaunchBatch) -> dict[str, object
             {"ResourceType": "volume", "Tags": tags},
         ],
     }
+    if spot:
+        request["InstanceMarketOptions"] = SPOT_MARKET
     if batch.subnet:
         request["SubnetId"] = batch.subnet
-    if plan.iam_role:
-        request["IamInstanceProfile"] = {"Name": plan.iam_role}
-    if plan.key_name:
-        request["KeyName"] = plan.key_name
-    if plan.security_groups:
-        ids = [g for g in plan.security_groups if g.startswith("sg-")]
-        names = [g for g in plan.security_groups if not g.startswith("sg-")]
+    if spec.iam_role:
+        request["IamInstanceProfile"] = {"Name": spec.iam_role}
+    if spec.key_name:
+        request["KeyName"] = spec.key_name
+    if spec.security_groups:
+        ids = [g for g in spec.security_groups if g.startswith("sg-")]
+        names = [g for g in spec.security_groups if not g.startswith("sg-")]
         if ids:
             request["SecurityGroupIds"] = ids
         if names:
             request["SecurityGroups"] = names
-    if plan.root_volume:
+    if spec.root_volume:
         request["BlockDeviceMappings"] = [{
-            "DeviceName": plan.root_volume.device_name,
-            "Ebs": {"VolumeSize": plan.root_volume.size_gb, "VolumeType": "gp3", "DeleteOnTermination": True},
+            "DeviceName": spec.root_volume.device_name,
+            "Ebs": {"VolumeSize": spec.root_volume.size_gb, "VolumeType": "gp3", "DeleteOnTermination": True},
         }]
     return request

@@ -38,11 +38,18 @@ def plan_job(
     lifetime = math.ceil(parameters.duration_minutes or settings.default_duration)
     root_volume = _root_volume(parameters, facts)
     work = _dataset_work(submission, parameters)
-    estimated = pricing.estimate(submission.instance_type, len(work), lifetime)
+    on_demand = pricing.estimate(submission.instance_type, len(work), lifetime)
+    spot = settings.spot != "never"
+    estimated = pricing.estimate(submission.instance_type, len(work), lifetime, spot=spot)
     notes = []
     if not pricing.hourly_price(submission.instance_type).known:
         notes.append(f"{submission.instance_type} is not in the price table; estimated at the highest listed price")
-    _check_budget(settings, submission, budget, estimated, len(work))
+    if spot:
+        notes.append(f"Spot capacity ({settings.spot}): estimated {money(estimated)} at Spot prices, "
+                     f"{money(on_demand)} on-demand")
+    # A job that may fall back to on-demand is held to the budget at on-demand prices.
+    check_budget(settings, submission.group, submission.instance_type, budget,
+                 estimated if settings.spot == "only" else on_demand, len(work))
     job = submission.location.prefix.rsplit("/", 1)[-1]
     tags = {name: awslimits.tag_value(value) for name, value in {
         "Name": f"neurocaas-{settings.bucket_name}-{submission.job_id}",
@@ -59,7 +66,8 @@ def plan_job(
         datasets=datasets, batches=batches, tags=tags, estimated_cost=estimated,
         iam_role=settings.iam_role, key_name=settings.key_name,
         security_groups=settings.security_groups, root_volume=root_volume, notes=tuple(notes),
-        fallback_instance_types=settings.fallback_instance_types,
+        fallback_instance_types=settings.fallback_instance_types, spot=settings.spot,
+        on_demand_cost=on_demand if spot else None,
     )
 
 
@@ -120,8 +128,9 @@ def _dataset_work(submission: Submission, parameters: Parameters) -> list[tuple[
     ]
 
 
-def _check_budget(settings: AnalysisSettings, submission: Submission, budget: BudgetState,
-                  estimated: float, instances: int) -> None:
+def check_budget(settings: AnalysisSettings, group: str, instance_type: str, budget: BudgetState,
+                 estimated: float, instances: int) -> None:
+    """Refuse work that would run more instances than allowed, exceed the vCPU quota or the budget."""
     if budget.running_instances + instances > settings.deploy_limit:
         raise BudgetExceeded(
             f"This analysis may run {settings.deploy_limit} instance(s) at once; {budget.running_instances} "
@@ -132,7 +141,7 @@ def _check_budget(settings: AnalysisSettings, submission: Submission, budget: Bu
     if headroom is not None and headroom.in_use + instances * headroom.per_instance > headroom.quota:
         room = max(int((headroom.quota - headroom.in_use) // max(headroom.per_instance, 1)), 0)
         raise BudgetExceeded(
-            f"The account's vCPU quota for {submission.instance_type} ({headroom.quota:g} vCPUs, "
+            f"The account's vCPU quota for {instance_type} ({headroom.quota:g} vCPUs, "
             f"{headroom.in_use} in use) leaves room for {room} more instance(s); this job needs {instances}. "
             "Submit fewer datasets or try again later; the analysis developer can ask AWS to raise the quota."
         )
@@ -141,7 +150,7 @@ def _check_budget(settings: AnalysisSettings, submission: Submission, budget: Bu
     total = budget.spent + budget.running_cost + estimated
     if total > budget.limit:
         raise BudgetExceeded(
-            f"Group {submission.group!r} has a budget of {money(budget.limit)} ({budget.limit_source}); "
+            f"Group {group!r} has a budget of {money(budget.limit)} ({budget.limit_source}); "
             f"spent {money(budget.spent)}, running jobs {money(budget.running_cost)}, this job an estimated "
             f"{money(estimated)}. Shorten `__duration__`, submit fewer datasets, or ask the analysis "
             "developer to raise the budget."

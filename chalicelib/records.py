@@ -26,13 +26,40 @@ class DatasetState(str, Enum):
     TIMED_OUT = "TIMED OUT"
 
 
+class Capacity(str, Enum):
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
+class Attempt(BaseModel):
+    """One instance a dataset ran (or runs) on: its capacity, price, and why it was started."""
+
+    instance_id: str
+    capacity: Capacity = Capacity.ON_DEMAND
+    why: str = ""
+    hourly_price: float | None = None
+    launched: datetime | None = None
+    ended: str = ""  # why it was given up on (an interruption warning, a lost instance)
+
+
 class DatasetRecord(BaseModel):
     state: DatasetState = DatasetState.INITIALIZING
     input: str
     config: str
     status_key: str
-    instance_id: str | None = None
+    instance_id: str | None = None  # the last attempt's instance
     member: int | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    arguments: list[str] = Field(default_factory=list)  # (dataset, config) as the boot script gets them
+
+
+class Relaunch(BaseModel):
+    """What starting one dataset of the job again needs beyond the analysis's settings."""
+
+    result_argument: str
+    log_uri: str
+    tags: dict[str, str]
+    root_volume: tuple[str, int] | None = None
 
 
 class JobRecord(BaseModel):
@@ -59,12 +86,20 @@ class JobRecord(BaseModel):
     started: datetime | None = None
     finished: datetime | None = None
     lease_expires: datetime | None = None
+    relaunch: Relaunch | None = None
+    spot: str = "never"  # the blueprint's SPOT when the job was launched
+    retries: int = 0  # how many times datasets of the ended job were retried
+    billed_cost: float = 0.0  # actual cost already added to the group's ledger by earlier ends
 
     def same_submission(self, submit_key: str, submit_etag: str) -> bool:
         return self.submit_key == submit_key and self.submit_etag == submit_etag
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
+
+    def attempts(self) -> dict[str, Attempt]:
+        """Every attempt of every dataset, by instance id."""
+        return {a.instance_id: a for d in self.datasets.values() for a in d.attempts}
 
 
 def status_document(

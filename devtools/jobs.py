@@ -28,7 +28,7 @@ from chalicelib.jobstore import JobStore
 from chalicelib.plan import JobPlan, LaunchBatch
 from chalicelib.jobstate.reconcile import Reconciler
 from chalicelib.jobstate.statusfile import FINAL, finish_from_outside
-from chalicelib.records import DatasetState, JobRecord
+from chalicelib.records import Capacity, DatasetState, JobRecord
 from chalicelib.submission import decode
 from devtools.backends import DevBackend, InstanceView, RunRequest
 from devtools.exceptions import DevToolsError
@@ -75,9 +75,10 @@ class DevExecutor(JobExecutor):
         return []
 
     def _launch(self, plan: JobPlan, batch: LaunchBatch, record: JobRecord,
-                certificate: Certificate) -> list[LaunchedInstance]:
+                certificate: Certificate) -> tuple[list[LaunchedInstance], Capacity, str, str]:
         self.pending.extend((batch, index) for index in range(batch.count))
-        return [LaunchedInstance(self.instance.instance_id, index) for index in range(batch.count)]
+        instances = [LaunchedInstance(self.instance.instance_id, index) for index in range(batch.count)]
+        return instances, Capacity.ON_DEMAND, "the development instance", batch.instance_type
 
     def _abort(self, plan: JobPlan, record: JobRecord, certificate: Certificate, launched: list[str],
                error: Exception, step: Step) -> None:

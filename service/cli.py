@@ -9,7 +9,7 @@ from rich.console import Console
 
 from chalicelib.blueprint import load_blueprint
 from chalicelib.exceptions import BlueprintError
-from service import cli_deploy, cli_develop, cli_jobs, cli_local
+from service import cli_deploy, cli_develop, cli_jobs, cli_local, cli_retry
 from service.stages import write_stage
 
 app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True)
@@ -92,6 +92,7 @@ def demo(
 
 cli_local.register(app)
 cli_jobs.register(app)
+cli_retry.register(app)
 cli_deploy.register(app)
 cli_develop.register(app)
 

@@ -169,10 +169,11 @@ def register(app: typer.Typer) -> None:
             fail(str(error))
         spend = spend_by_group(client.s3, analysis, group)
         table = Table(title=f"Costs of {analysis}")
-        for column in ("group", "job", "instances", "spent", "running now"):
+        for column in ("group", "job", "instances", "spent", "running now", "Spot saved vs on-demand"):
             table.add_column(column, justify="left" if column in ("group", "job") else "right")
         for name, item in sorted(spend.items()):
-            table.add_row(name, "(all)", str(item.instances), f"${item.spent:.2f}", f"${item.running:.2f}")
+            table.add_row(name, "(all)", str(item.instances), f"${item.spent:.2f}", f"${item.running:.2f}",
+                          f"${item.saved:.2f}")
             if jobs_too:
                 for job_name, dollars in sorted(item.jobs.items()):
                     table.add_row("", job_name, "", f"${dollars:.4f}", "")

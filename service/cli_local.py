@@ -107,3 +107,23 @@ def register(app: typer.Typer) -> None:
             console.print("Stopping; saving state…")
             remove_connection(stack.state_dir)
             stack.stop()
+
+    @local.command("interrupt")
+    def interrupt(
+        instance_id: str = typer.Argument(..., help="The instance (see `neurocaas status JOB`)."),
+        state_dir: Path = typer.Option(None, help="The running stack's state folder (default as for `up`)."),
+    ) -> None:
+        """Play EC2 reclaiming a Spot instance on the running local stack: the warning, the relaunch
+        of its dataset, and the reclaim two (local) minutes later."""
+        folder = state_dir or default_state_dir()
+        if not instance_id.startswith("i-") or "/" in instance_id:
+            errors.print(f"[red]✗[/red] {instance_id!r} is not an instance id (i-...).", highlight=False,
+                         soft_wrap=True)
+            raise typer.Exit(1)
+        if not (folder / "instances" / instance_id).exists():
+            errors.print(f"[red]✗[/red] The local stack in {folder} has run no instance {instance_id}.",
+                         highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        LocalStack.request_interruption(folder, instance_id)
+        console.print(f"Interruption of {instance_id} requested; watch it with `neurocaas status JOB`.",
+                      highlight=False)

@@ -14,10 +14,12 @@ from chalicelib.monitor.legacy import is_record_key, parse_legacy
 
 @dataclass
 class Spend:
-    """Dollars spent (stopped instances) and running now (estimated so far), and the jobs behind them."""
+    """Dollars spent (stopped instances) and running now (estimated so far), what Spot capacity saved
+    against on-demand, and the jobs behind them."""
 
     spent: float = 0.0
     running: float = 0.0
+    saved: float = 0.0
     instances: int = 0
     jobs: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -60,6 +62,7 @@ def spend_by_group(s3: Any, bucket: str, group: str | None = None, now: datetime
     for record in history.records:
         spend = groups[record.group]
         spend.spent += record.cost
+        spend.saved += record.saving
         spend.instances += 1
         spend.jobs[record.job] += record.cost
     for group_name, job, dollars in history.legacy:
@@ -70,9 +73,11 @@ def spend_by_group(s3: Any, bucket: str, group: str | None = None, now: datetime
     for record in _read(s3, bucket, "logs/active/").records:
         if group and record.group != group:
             continue
-        so_far = record.closed(now).cost
+        closed = record.closed(now)
+        so_far = closed.cost
         spend = groups[record.group]
         spend.running += so_far
+        spend.saved += closed.saving
         spend.instances += 1
         spend.jobs[record.job] += so_far
     return dict(groups)

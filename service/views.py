@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from chalicelib.certificate import attempt_lines
 from chalicelib.records import JobRecord, JobState
 from service.client import FINAL_JOB_STATES, JobRef, NeuroCAASClient, UserError
 
@@ -49,11 +50,16 @@ def job_table(ref: JobRef, record: JobRecord | None, statuses: dict[str, dict[st
         shown = status.get("status") or dataset.state.value
         done += shown in ("SUCCESS", "FAILED", "CANCELLED", "TIMED OUT")
         last = status.get("reason") or status.get("command") or ""
-        table.add_row(label, Text(shown, style=STYLES.get(shown, "")), dataset.instance_id or "",
-                      _elapsed(status), last[-120:])
+        instance = dataset.instance_id or ""
+        if len(dataset.attempts) > 1:
+            instance += f" (attempt {len(dataset.attempts)})"
+        table.add_row(label, Text(shown, style=STYLES.get(shown, "")), instance, _elapsed(status), last[-120:])
     parts: list[Any] = [header]
     if record.datasets:
         parts += [Text(f"{done}/{len(record.datasets)} datasets finished"), table]
+    attempts = attempt_lines(record)
+    if attempts:
+        parts.append(Text("\n".join(["Capacity and attempts:", *attempts])))
     if record.reason:
         parts.append(Text(record.reason, style="red" if record.state is JobState.FAILED else ""))
     return Group(*parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -17,6 +17,8 @@ from chalicelib.exceptions import SettingsError
 
 DEFAULT_DURATION_MINUTES = 60
 DEFAULT_DEPLOY_LIMIT = 100
+DEFAULT_MAX_RELAUNCHES = 2
+SpotUse = Literal["never", "prefer", "only"]
 
 
 def _as_list(value: Any) -> tuple[str, ...]:
@@ -47,6 +49,8 @@ class AnalysisSettings(BaseModel):
     deploy_limit: int = Field(DEFAULT_DEPLOY_LIMIT, ge=1)
     maxcost: float | None = None
     postprocess: str = ""
+    spot: SpotUse = "never"
+    max_relaunches: int = Field(DEFAULT_MAX_RELAUNCHES, ge=0, le=10)
 
     @field_validator(
         "allowed_instance_types", "fallback_instance_types", "bypass_buckets", "security_groups",
@@ -93,6 +97,8 @@ class AnalysisSettings(BaseModel):
             "deploy_limit": environ.get("DEPLOY_LIMIT") or DEFAULT_DEPLOY_LIMIT,
             "maxcost": environ.get("MAXCOST") or None,
             "postprocess": environ.get("POSTPROCESS", ""),
+            "spot": environ.get("SPOT") or "never",
+            "max_relaunches": environ.get("MAX_RELAUNCHES") or DEFAULT_MAX_RELAUNCHES,
         }
         try:
             return cls(**fields)
@@ -119,6 +125,8 @@ class AnalysisSettings(BaseModel):
             "FALLBACK_INSTANCE_TYPES": json.dumps(list(self.fallback_instance_types)),
             "BYPASS_BUCKETS": json.dumps(list(self.bypass_buckets)),
             "SECURITY_GROUPS": json.dumps(list(self.security_groups)),
+            "SPOT": self.spot,
+            "MAX_RELAUNCHES": str(self.max_relaunches),
         }
         if self.maxcost is not None:
             environ["MAXCOST"] = _number(self.maxcost)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
 from chalicelib.paths import ObjectRef
+from chalicelib.records import Capacity, JobRecord
 
 OPEN_PREFIX = "logs/open/"
 READ_CONCURRENCY = 16
@@ -42,6 +43,20 @@ class OpenJob(BaseModel):
     instance_ids: list[str] = Field(default_factory=list)
     instance_type: str | None = None
     launched: datetime | None = None
+    prices: dict[str, float] = Field(default_factory=dict)  # hourly price of each instance, as launched
+    spot_ids: list[str] = Field(default_factory=list)
+    launched_at: dict[str, datetime] = Field(default_factory=dict)  # relaunched instances' own launches
+
+    @classmethod
+    def for_record(cls, record: JobRecord, folder: str, launched: datetime | None) -> "OpenJob":
+        """The marker of a job as its record stands (every attempt's instance, at its own price)."""
+        attempts = record.attempts()
+        return cls(folder=folder, submit_key=record.submit_key, group=record.group,
+                   job=folder.rstrip("/").rsplit("/", 1)[-1], instance_ids=record.instance_ids,
+                   instance_type=record.instance_type, launched=launched,
+                   prices={i: a.hourly_price for i, a in attempts.items() if a.hourly_price is not None},
+                   spot_ids=[i for i, a in attempts.items() if a.capacity is Capacity.SPOT],
+                   launched_at={i: a.launched for i, a in attempts.items() if a.launched is not None})
 
     @property
     def key(self) -> str:

@@ -16,7 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.awsclient import AWSClient, ListedObject, ObjectMissing, PreconditionFailed
-from chalicelib.certificate import actual_cost_line, dataset_line, dataset_names, replace_dataset_block
+from chalicelib.certificate import (
+    actual_cost_line,
+    attempt_lines,
+    dataset_line,
+    dataset_names,
+    replace_attempts,
+    replace_dataset_block,
+)
 from chalicelib.jobstate import statusfile
 from chalicelib.jobstate.conditional import rewrite
 from chalicelib.jobstate.errors import NoJobRecord
@@ -36,6 +43,7 @@ ENDED_JOB = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 READ_CONCURRENCY = 32  # within the client's connection pool (awsclient.RETRIES)
 LOST_INSTANCE = ("The instance stopped before its dataset reported a result. Submit it again; "
                  "if it keeps happening, contact the analysis developer.")
+LOST_WHY = "its instance stopped before the dataset reported a result"
 
 
 @dataclass(frozen=True)
@@ -57,17 +65,23 @@ class Facts:
     cancelled_by: str | None
 
 
-# Called by the writer of end.txt once the job's record is final: (record, bucket, prefix, cost).
+# Called by the writer of end.txt once the job's record is final: (record, bucket, prefix, cost
+# not yet billed: the whole cost, less what ends before a retry already added to the ledger).
 EndHook = Callable[[JobRecord, str, str, float], None]
+# Asked when a dataset's instance ended without a final report: (folder, label, instance, why) ->
+# whether the dataset was started again (then it is not final).
+RelaunchHook = Callable[[str, str, str, str], bool]
 
 
 class Reconciler:
     """Reconciles job folders; safe to run anywhere, any number of times, concurrently."""
 
-    def __init__(self, aws: AWSClient, clock: Callable[[], datetime], on_end: EndHook | None = None) -> None:
-        self.aws, self.clock, self.on_end = aws, clock, on_end
+    def __init__(self, aws: AWSClient, clock: Callable[[], datetime], on_end: EndHook | None = None,
+                 relaunch: RelaunchHook | None = None) -> None:
+        self.aws, self.clock, self.on_end, self.relaunch = aws, clock, on_end, relaunch
 
-    def reconcile(self, folder: str, refresh: bool = False, instance_ids: list[str] | None = None) -> Reconciled:
+    def reconcile(self, folder: str, refresh: bool = False, instance_ids: list[str] | None = None,
+                  _again: bool = True) -> Reconciled:
         """Bring the job at ``folder`` up to date. Without ``refresh`` (the monitor's cheap path,
         given the job's ``instance_ids`` from its open marker) nothing is read beyond one small
         listing while some instance of the job has not ended."""
@@ -99,7 +113,9 @@ class Reconciler:
         if running and not refresh:
             return Reconciled(record.state, f"{len(running)} instance(s) still running")
         facts = self._facts(bucket, prefix, record)
-        states = self._dataset_states(bucket, record, facts, ended)
+        states, relaunched = self._dataset_states(folder, bucket, record, facts, ended)
+        if relaunched and _again:
+            return self.reconcile(folder, refresh=True, _again=False)  # the record has new attempts
         done = not running and all(s in FINAL for s in states.values())
         if not done:
             self._write_certificate(bucket, prefix, record, states, facts, None)
@@ -128,14 +144,23 @@ class Reconciler:
         except ObjectMissing:
             return None
 
-    def _dataset_states(self, bucket: str, record: JobRecord, facts: Facts, ended: set[str]) -> dict[str, DatasetState]:
-        """Each dataset's state; one whose instance ended without a final report is finished here."""
+    def _dataset_states(self, folder: str, bucket: str, record: JobRecord, facts: Facts,
+                        ended: set[str]) -> tuple[dict[str, DatasetState], bool]:
+        """Each dataset's state from its last attempt's report. One whose instance ended without a
+        final report is started again when the relaunch hook allows, else finished here."""
         states = {}
+        relaunched = False
         now = self.clock()
         for label, dataset in record.datasets.items():
             document = facts.statuses.get(dataset.status_key, {})
+            if not statusfile.belongs(document, dataset.instance_id):
+                document = {}  # an earlier attempt's report: the relaunched instance has not reported yet
             state = statusfile.state_of(document) or DatasetState.INITIALIZING
             if state not in FINAL and dataset.instance_id in ended:
+                if (not facts.cancelled_by and self.relaunch is not None and dataset.instance_id
+                        and self.relaunch(folder, label, dataset.instance_id, LOST_WHY)):
+                    states[label], relaunched = DatasetState.INITIALIZING, True
+                    continue
                 final = DatasetState.CANCELLED if facts.cancelled_by else DatasetState.FAILED
                 reason = f"Cancelled by {facts.cancelled_by}." if facts.cancelled_by else LOST_INSTANCE
                 _, document = statusfile.finish_from_outside(
@@ -144,7 +169,7 @@ class Reconciler:
                 facts.statuses[dataset.status_key], facts.modified[dataset.status_key] = document, now
                 state = statusfile.state_of(document) or final
             states[label] = state
-        return states
+        return states, relaunched
 
     # --- writing ------------------------------------------------------------------------------
     def _end(self, bucket: str, prefix: str, record: JobRecord, states: dict[str, DatasetState],
@@ -168,7 +193,7 @@ class Reconciler:
         self._write_certificate(bucket, prefix, record, states, facts, cost)
         self._write_record(bucket, prefix, states, (state, reason, cost, finished))
         if won and self.on_end is not None:
-            self.on_end(record, bucket, prefix, cost)
+            self.on_end(record, bucket, prefix, round(max(cost - record.billed_cost, 0.0), 4))
         self._close(record, prefix)
         return Reconciled(state, f"job ended {state.value}: end.txt {'written' if won else 'already written'}, "
                                  f"actual cost ${cost:.4f}", ended_now=won)
@@ -196,6 +221,7 @@ class Reconciler:
             block = [self._line(name, d, states[label], facts, record)
                      for name, (label, d) in zip(names, record.datasets.items())]
             updated = replace_dataset_block(text, block)
+            updated = replace_attempts(updated, attempt_lines(record))
             if cost is not None and "ACTUAL COST:" not in updated:
                 updated += actual_cost_line(cost) + "\n"
             return None if updated == text else updated.encode()
@@ -204,6 +230,8 @@ class Reconciler:
 
     def _line(self, name: str, dataset: DatasetRecord, state: DatasetState, facts: Facts, record: JobRecord) -> str:
         document = facts.statuses.get(dataset.status_key)
+        if document is not None and not statusfile.belongs(document, dataset.instance_id):
+            document = None
         if document is None:
             moment = record.started or record.created
             command = f"instance {dataset.instance_id} launched; waiting for it to boot"

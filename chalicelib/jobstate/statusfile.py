@@ -45,6 +45,14 @@ def state_of(document: dict[str, Any]) -> DatasetState | None:
     return ALIASES.get(raw)
 
 
+def belongs(document: dict[str, Any], instance_id: str | None) -> bool:
+    """Whether a status document is the report of ``instance_id`` (the dataset's last attempt). One
+    an earlier attempt's instance wrote is not; one that names no instance (NeuroCAAS's scripts,
+    a person) is taken as the current attempt's."""
+    written_by = document.get("instance")
+    return instance_id is None or written_by in (None, "", "unknown") or written_by == instance_id
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -87,10 +95,10 @@ def finish_from_outside(aws: AWSClient, bucket: str, key: str, state: DatasetSta
             document, etag = parse(stored.body), stored.etag
         except ObjectMissing:
             document, etag = {}, None
-        if state_of(document) in FINAL:
+        if state_of(document) in FINAL and belongs(document, instance):
             return False, document
         document.update(status=state.value, reason=reason, input=document.get("input") or input_key,
-                        instance=document.get("instance") or instance, job_finish=at.isoformat())
+                        instance=instance or document.get("instance"), job_finish=at.isoformat())
         document.setdefault("job_start", None)
         document.setdefault("std", {})
         try:

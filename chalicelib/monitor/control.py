@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing, PreconditionFailed
 from chalicelib.exceptions import SubmissionRefused
 from chalicelib.jobstate.markers import OpenJob, OpenJobs, ended_instances
-from chalicelib.jobstate.reconcile import ENDED_JOB, Reconciler
+from chalicelib.jobstate.reconcile import ENDED_JOB, Reconciler, RelaunchHook
 from chalicelib.jobstate.errors import NoJobRecord
 from chalicelib.jobstate.statusfile import finish_from_outside, finish_instance_dataset, load_record
 from chalicelib.monitor.statechange import close_instance, end_hook
@@ -37,9 +37,7 @@ class CannotCancel(SubmissionRefused):
 
 
 def _marker(record: JobRecord, bucket: str, prefix: str) -> OpenJob:
-    return OpenJob(folder=f"s3://{bucket}/{prefix}", submit_key=record.submit_key, group=record.group,
-                   job=prefix.rsplit("/", 1)[-1], instance_ids=record.instance_ids,
-                   instance_type=record.instance_type, launched=record.started)
+    return OpenJob.for_record(record, f"s3://{bucket}/{prefix}", record.started)
 
 
 def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str = "the user",
@@ -111,7 +109,7 @@ def _lifetime(info: InstanceInfo) -> timedelta | None:
 
 def reap(aws: AWSClient, bucket: str, now: datetime, *, resume: Callable[[str], object] | None = None,
          logger: Any = None, postprocess: str = "", grace: timedelta = REAPER_GRACE,
-         open_jobs: OpenJobs | None = None) -> ReapReport:
+         open_jobs: OpenJobs | None = None, relaunch: RelaunchHook | None = None) -> ReapReport:
     """One pass of the reaper over analysis ``bucket`` (one DescribeInstances listing)."""
     report = ReapReport()
     listed = {i.instance_id: i for i in aws.find_instances({"analysis": bucket}, states=ALL_STATES)}
@@ -123,9 +121,10 @@ def reap(aws: AWSClient, bucket: str, now: datetime, *, resume: Callable[[str], 
                 and info.launch_time is not None and now >= info.launch_time + lifetime + grace):
             report.overdue.append(info.instance_id)
     if report.overdue:
-        aws.terminate(report.overdue)
+        # TIMED OUT first: an instance ended without a final report would be relaunched.
         _time_out(aws, bucket, report.overdue, listed, now, open_jobs)
-    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess))
+        aws.terminate(report.overdue)
+    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess), relaunch)
     for job in jobs:
         try:
             _reap_job(aws, bucket, job, listed, now, reconciler, resume, report)

@@ -67,13 +67,26 @@ class CostRecord(BaseModel):
     end: datetime | None = None
     periods: list[Period] = Field(default_factory=list)
     cost: float = 0.0
+    capacity: str = "on-demand"
+    on_demand_price: float | None = None  # what the same hours would have cost on-demand (Spot records)
 
     @classmethod
     def opened(cls, *, instance_id: str, group: str, analysis: str, job: str, instance_type: str,
-               start: datetime) -> "CostRecord":
-        price = pricing.hourly_price(instance_type)
+               start: datetime, hourly: float | None = None, spot: bool = False) -> "CostRecord":
+        """A running instance's record, at the price it was launched at (else the table's)."""
+        table = pricing.hourly_price(instance_type, spot)
+        on_demand = pricing.hourly_price(instance_type).hourly if spot else None
         return cls(instance_id=instance_id, group=group, analysis=analysis, job=job, instance_type=instance_type,
-                   hourly_price=price.hourly, price_known=price.known, start=start)
+                   hourly_price=table.hourly if hourly is None else hourly, price_known=table.known, start=start,
+                   capacity="spot" if spot else "on-demand", on_demand_price=on_demand)
+
+    @property
+    def saving(self) -> float:
+        """Dollars saved against on-demand (0 for on-demand records)."""
+        if self.on_demand_price is None:
+            return 0.0
+        hours = sum(p.hours for p in self.periods)
+        return round(max(hours * self.on_demand_price - self.cost, 0.0), 6)
 
     def closed(self, end: datetime) -> "CostRecord":
         """This record with its running period ended at ``end`` and its cost updated."""

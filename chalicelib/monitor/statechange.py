@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
 from chalicelib.jobstate.markers import InstanceEnd, OpenJob, OpenJobs, record_end
-from chalicelib.jobstate.reconcile import EndHook, Reconciler
+from chalicelib.jobstate.reconcile import EndHook, Reconciler, RelaunchHook
 from chalicelib.monitor.costs import CostRecord, active_key, add_to_ledger, history_key
 from chalicelib.monitor.postprocess import JobEnded, run_postprocess
 from chalicelib.paths import ObjectRef
@@ -39,7 +39,8 @@ def close_instance(aws: AWSClient, analysis_bucket: str, job: OpenJob, instance_
     active = _load(aws, analysis_bucket, active_key(instance_id))
     opened = active or CostRecord.opened(
         instance_id=instance_id, group=job.group, analysis=analysis_bucket, job=job.job,
-        instance_type=job.instance_type or "", start=job.launched or at)
+        instance_type=job.instance_type or "", start=job.launched_at.get(instance_id) or job.launched or at,
+        hourly=job.prices.get(instance_id), spot=instance_id in job.spot_ids)
     history: CostRecord | None = opened.closed(at)
     try:
         aws.put(analysis_bucket, history_key(job.group, instance_id), history.to_bytes(), "application/json",
@@ -71,10 +72,13 @@ class InstanceMonitor:
     """Applies instance state changes to one analysis's cost records and jobs."""
 
     def __init__(self, aws: AWSClient, bucket: str, clock: Callable[[], datetime], logger: Any,
-                 postprocess: str = "", open_jobs: OpenJobs = OPEN_JOBS) -> None:
+                 postprocess: str = "", open_jobs: OpenJobs = OPEN_JOBS, relauncher: Any = None) -> None:
+        """``relauncher`` (a :class:`chalicelib.recovery.relaunch.Relauncher`) starts again the
+        dataset of an instance that ended without a final report; without one it fails."""
         self.aws, self.bucket, self.clock, self.logger = aws, bucket, clock, logger
-        self.open_jobs = open_jobs
-        self.reconciler = Reconciler(aws, clock, end_hook(aws, logger, postprocess))
+        self.open_jobs, self.relauncher = open_jobs, relauncher
+        hook: RelaunchHook | None = relauncher.lost if relauncher is not None else None
+        self.reconciler = Reconciler(aws, clock, end_hook(aws, logger, postprocess), hook)
 
     def handle(self, instance_id: str, state: str, at: datetime | None = None) -> str:
         """Bring the records of ``instance_id`` up to date; returns what was done (for logs)."""
@@ -87,14 +91,16 @@ class InstanceMonitor:
         if state not in ENDED:
             return f"nothing to do in state {state}"
         closed = close_instance(self.aws, self.bucket, job, instance_id, at, f"{state} event")
+        relaunched = f"; {self.relauncher.if_lost(job.folder, instance_id)}" if self.relauncher is not None else ""
         outcome = self.reconciler.reconcile(job.folder, instance_ids=job.instance_ids)
-        return f"{'recorded as stopped' if closed else 'already recorded as stopped'}; {outcome.detail}"
+        return f"{'recorded as stopped' if closed else 'already recorded as stopped'}{relaunched}; {outcome.detail}"
 
     def _opened(self, job: OpenJob, instance_id: str, at: datetime) -> str:
         if _load(self.aws, self.bucket, history_key(job.group, instance_id)) is not None:
             return "already recorded as stopped"  # the running event came after the end
         record = CostRecord.opened(instance_id=instance_id, group=job.group, analysis=self.bucket, job=job.job,
-                                   instance_type=job.instance_type or "", start=at)
+                                   instance_type=job.instance_type or "", start=at,
+                                   hourly=job.prices.get(instance_id), spot=instance_id in job.spot_ids)
         try:
             self.aws.put(self.bucket, active_key(instance_id), record.to_bytes(), "application/json",
                          if_none_match=True)

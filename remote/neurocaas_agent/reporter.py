@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Optional
+from typing import Any, Callable, Deque, Dict, Optional
 
 from neurocaas_agent.core import FINAL, STATUS_FILE, Client, S3Error, status_document, utcnow
 
@@ -56,6 +56,7 @@ class StatusReporter:
         self.last_flush = float("-inf")
         self.writes = 0
         self.failures = 0
+        self.kept: Dict[str, Any] = {}  # keys of the status file to carry over (a relaunch's attempts)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -105,7 +106,7 @@ class StatusReporter:
             document = status_document(self.state, self.reason, self.input_key, self.last_command, list(self.std),
                                        self.job_start, self.job_finish)
         cpu, memory = usage()
-        document.update(cpu_usage=cpu, memory_usage=memory)
+        document.update(cpu_usage=cpu, memory_usage=memory, **self.kept)
         try:
             self.client.put(self.bucket, self.key, json.dumps(document, indent=2).encode(),
                             headers={"Content-Type": "application/json"})

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from neurocaas_agent import transfer
-from neurocaas_agent.core import FAILED, SUCCESS, Client, S3Error
+from neurocaas_agent.core import FAILED, SUCCESS, Client, S3Error, instance_id
+from neurocaas_agent.interruption import InterruptionWatch, attempts_report
 from neurocaas_agent.paths import JobPaths
 from neurocaas_agent.reporter import StatusReporter
 
@@ -62,6 +63,7 @@ def run(bucket: str, dataset: str, resultpath: str, config: str, script: Optiona
     key = os.environ.get("NEUROCAAS_STATUS_KEY") or StatusReporter.key_for(job_prefix, label)
     reporter = StatusReporter(client, bucket=result_bucket, key=key, input_key=dataset,
                               interval=float(os.environ.get("NEUROCAAS_STATUS_INTERVAL", DEFAULT_INTERVAL)))
+    reporter.kept = attempts_report(instance_id())
     if config_error:
         reporter.finished(FAILED, config_error)
         return 1
@@ -79,10 +81,15 @@ def run(bucket: str, dataset: str, resultpath: str, config: str, script: Optiona
     if not analysis.is_file():
         reporter.finished(FAILED, f"The analysis script {analysis} is not on this image.")
         return 127
-    environment = dict(os.environ, **paths.exported(), neurocaasrootdir=str(root), localdatapath=str(local_data),
-                       localconfigpath=str(config_file), localoutdir=str(outputs))
-    reporter.step(f"running {analysis.name}")
+    watch = InterruptionWatch(client, result_bucket, f"{job_prefix}/process_results/checkpoints/{label}", work,
+                              on_notice=lambda _: reporter.step("Spot interruption warning: saving checkpoints"))
+    restored = watch.restore()
+    environment = dict(os.environ, **paths.exported(), **watch.environment(), neurocaasrootdir=str(root),
+                       localdatapath=str(local_data), localconfigpath=str(config_file), localoutdir=str(outputs))
+    reporter.step(f"running {analysis.name}" + (f" from {restored} checkpoint file(s)" if restored else ""))
+    watch.start()
     code = _run_streaming(["bash", str(analysis)], environment, work / "analysis.log", reporter)
+    watch.stop()
     try:
         reporter.step("uploading results")
         transfer.upload_tree(client, outputs, result_bucket, f"{job_prefix}/process_results")

@@ -29,7 +29,7 @@ INSTANCE_POLICY = "neurocaas-analysis"
 SSM_AGENT_POLICY = "neurocaas-ssm-agent"
 APP_NAME = "neurocaas"
 # The Chalice handlers in app.py; each is a Lambda function named neurocaas-{stage}-{handler}.
-LAMBDA_HANDLERS = ("on_submit", "on_cancel", "on_instance_state", "reaper")
+LAMBDA_HANDLERS = ("on_submit", "on_cancel", "on_retry", "on_instance_state", "on_spot_interruption", "reaper")
 EVENT_HANDLERS = ("on_instance_state", "reaper")  # Chalice adds an EventBridge rule "{function}-event"
 # The longest stage whose derived names all fit: the longest is neurocaas-{stage}-on_instance_state-event.
 STAGE_LIMIT = awslimits.RULE_NAME - len(f"{APP_NAME}--on_instance_state-event")

@@ -127,7 +127,7 @@ def job_manager_policy(settings: AnalysisSettings, stage: str, shared: InitRecor
          "Resource": f"{ec2}:instance/*", "Condition": {"StringEquals": {"aws:ResourceTag/analysis": bucket}}},
         {"Sid": "DescribeEC2", "Effect": "Allow",
          "Action": ["ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
-                    "ec2:DescribeSubnets"], "Resource": "*"},
+                    "ec2:DescribeSubnets", "ec2:DescribeSpotPriceHistory"], "Resource": "*"},
         # GetServiceQuota supports no resource-level permission (parliament's IAM data); quotas are not secret.
         {"Sid": "ReadVcpuQuotas", "Effect": "Allow", "Action": "servicequotas:GetServiceQuota", "Resource": "*"},
         {"Sid": "ReadBudgets", "Effect": "Allow", "Action": "ssm:GetParameter",

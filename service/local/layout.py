@@ -67,6 +67,9 @@ def localise(user_data: str, home: Path) -> str:
     return user_data.replace(HOME_ON_IMAGE, str(home))
 
 
+INTERRUPTION_FILE = "spot-instance-action.json"  # what the instance's metadata would announce
+
+
 def boot_environment(base: dict[str, str], *, bin_dir: Path, home: Path, instance_id: str, instance_dir: Path,
                      launch_index: int, log_dir: Path, work_dir: Path) -> dict[str, str]:
     """The environment a boot script runs with on a local instance."""
@@ -79,6 +82,7 @@ def boot_environment(base: dict[str, str], *, bin_dir: Path, home: Path, instanc
         "NEUROCAAS_LAUNCH_INDEX": str(launch_index),
         "NEUROCAAS_LOG_DIR": str(log_dir),
         "NEUROCAAS_WORKDIR": str(work_dir),
+        "NEUROCAAS_INTERRUPTION_SOURCE": str(instance_dir / INTERRUPTION_FILE),
     }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from chalicelib.blueprint import AnalysisSettings, Blueprint
 from service import agentfile
 from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
+from service.local.layout import INTERRUPTION_FILE
 from service.local.persistence import S3Snapshot
 from service.local.runner import InstanceRunner
 
@@ -41,6 +42,8 @@ REAPER_SECONDS = 2.0  # on AWS the reaper runs every 5 minutes; here a job's end
 CANCEL_SUFFIX = "cancel.json"
 DELIVERY_ATTEMPTS = 3  # Lambda's asynchronous invocations: the first try and two retries
 RETRY_SECONDS = 60
+RETRY_SUFFIX = "retry.json"
+INTERRUPTION_REQUESTS = "interruptions"  # in the state directory: instance ids to interrupt
 
 
 @dataclass
@@ -160,6 +163,7 @@ class LocalStack:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true",
             "NEUROCAAS_STATUS_INTERVAL": str(self.options.status_interval),
+            "NEUROCAAS_INTERRUPTION_POLL": str(min(self.options.status_interval, 5.0)),
             "LANG": "C.UTF-8",
             **self.options.extra_environment,
         }
@@ -181,7 +185,7 @@ class LocalStack:
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
             "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
-        } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX)]})
+        } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX, RETRY_SUFFIX)]})
         agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
@@ -206,7 +210,8 @@ class LocalStack:
         return self.served[bucket].settings
 
     def _aws_for(self, region: str) -> AWSClient:
-        return AWSClient(self.client("s3"), self.client("ec2"), self.client("ssm"))
+        # moto's Spot price history is a placeholder: Spot prices come from the bundled table.
+        return AWSClient(self.client("s3"), self.client("ec2"), self.client("ssm"), spot_history=False)
 
     # --- background work ------------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -258,7 +263,8 @@ class LocalStack:
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         for record in records:
             key = unquote_plus(record["s3"]["object"]["key"])
-            handler = chalice_app.on_cancel if key.endswith(CANCEL_SUFFIX) else chalice_app.on_submit
+            handler = chalice_app.on_cancel if key.endswith(CANCEL_SUFFIX) \
+                else chalice_app.on_retry if key.endswith(RETRY_SUFFIX) else chalice_app.on_submit
             try:
                 handler({"Records": [record]}, None)
             except Exception as error:
@@ -286,11 +292,53 @@ class LocalStack:
         except Exception as error:
             self.options.log(f"instance state handler failed: {error}")
 
+    def interrupt(self, instance_id: str) -> threading.Timer:
+        """Play EC2 reclaiming a Spot instance: the instance's metadata announces it, the Spot
+        interruption warning reaches the same handler as on AWS, and two (scaled) minutes later
+        the instance is terminated. Returns the timer of that termination."""
+        assert self.runner is not None, "the stack is not running"
+        now = datetime.now(timezone.utc)
+        reclaim = 2 * self.options.minute_seconds
+        folder = self.runner.root / instance_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / INTERRUPTION_FILE).write_text(json.dumps(
+            {"action": "terminate", "time": (now + timedelta(seconds=reclaim)).isoformat()}))
+        import app as chalice_app
+
+        chalice_app.on_spot_interruption({
+            "version": "0", "id": f"local-{instance_id}-interruption", "source": "aws.ec2",
+            "detail-type": "EC2 Spot Instance Interruption Warning", "account": "123456789012",
+            "time": now.isoformat(), "region": REGION, "resources": [],
+            "detail": {"instance-id": instance_id, "instance-action": "terminate"}}, None)
+        timer = threading.Timer(reclaim, lambda: self.client("ec2").terminate_instances(InstanceIds=[instance_id]))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    @staticmethod
+    def request_interruption(state_dir: Path, instance_id: str) -> Path:
+        """Ask the stack running from ``state_dir`` (another process) to :meth:`interrupt` an instance."""
+        folder = state_dir / INTERRUPTION_REQUESTS
+        folder.mkdir(parents=True, exist_ok=True)
+        request = folder / instance_id
+        request.touch()
+        return request
+
+    def _take_interruption_requests(self) -> None:
+        for request in sorted((self.state_dir / INTERRUPTION_REQUESTS).glob("i-*")):
+            request.unlink(missing_ok=True)
+            try:
+                self.interrupt(request.name)
+            except Exception as error:
+                self.options.log(f"interruption of {request.name}: {error}")
+
     def _reap_periodically(self) -> None:
-        """The scheduled reaper, through the same Chalice handler as on AWS."""
+        """The scheduled reaper, through the same Chalice handler as on AWS (and the interruptions
+        `neurocaas local interrupt` asked for)."""
         import app as chalice_app
 
         while not self.stopping.wait(REAPER_SECONDS):
+            self._take_interruption_requests()
             event = {"version": "0", "id": "local-reaper", "detail-type": "Scheduled Event", "source": "aws.events",
                      "account": "123456789012", "time": datetime.now(timezone.utc).isoformat(), "region": REGION,
                      "resources": [], "detail": {}}
