@@ -26,12 +26,12 @@ def markets(spot: str) -> tuple[Capacity, ...]:
 
 
 def hourly_price(aws: AWSClient, instance_type: str, capacity: Capacity) -> float:
-    """What an instance launched now costs per hour: the Spot price history where it answers,
-    else the bundled table."""
+    """What an instance launched now costs per hour (with its public IPv4 address): the Spot price
+    history where it answers, else the bundled table."""
     if capacity is Capacity.SPOT:
         current = aws.spot_price(instance_type)
         if current is not None and current > 0:
-            return current
+            return round(current + pricing.PUBLIC_IPV4_HOURLY, 6)
     return pricing.hourly_price(instance_type, capacity is Capacity.SPOT).hourly
 
 

@@ -53,7 +53,8 @@ def test_retrying_the_failed_datasets_reruns_them_in_the_same_folder_and_ends_on
     assert second_b != first_b and record["datasets"]["a.tif"]["instance_id"] == before["datasets"]["a.tif"]["instance_id"]
     assert "retry after retry 1 requested by the retry file" in record["datasets"]["b.tif"]["attempts"][1]["why"]
     assert ended.analysis.keys(f"{ended.folder}/process_results/end.txt") == []
-    assert ended.analysis.keys(f"{ended.folder}/logs/ends/") == [f"{ended.folder}/logs/ends/end-1.txt"]
+    assert ended.analysis.keys(f"{ended.folder}/logs/ends/") == [f"{ended.folder}/logs/ends/{name}"
+                                                                for name in ("end-1.txt", "ending-1.json")]
     certificate = ended.analysis.certificate(JOB)
     assert "RETRY 1 (" in certificate and "1 dataset(s) started again: b.tif." in certificate
     assert "ACTUAL COST" not in certificate

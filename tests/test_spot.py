@@ -18,7 +18,7 @@ from chalicelib.recovery.relaunch import Relauncher
 from tests.conftest import GROUP, Analysis, submit_doc
 
 JOB = "2026-11-25T10-00-00"
-T2_SPOT, T2_ON_DEMAND = 0.0041, 0.0116
+T2_SPOT, T2_ON_DEMAND = 0.0041 + 0.005, 0.0116 + 0.005  # with the public IPv4 address
 
 
 class Cloud:
@@ -88,7 +88,7 @@ def test_prefer_launches_on_spot_and_the_certificate_says_so(cloud: Cloud) -> No
     certificate = cloud.analysis.certificate(JOB)
     assert "CAPACITY AND ATTEMPTS:" in certificate and "a.tif: attempt 1 on i-" in certificate
     assert "Spot (SPOT: prefer)" in certificate
-    assert "estimated $0.0082 at Spot prices, $0.0232 on-demand" in certificate
+    assert "estimated $0.0182 at Spot prices, $0.0332 on-demand" in certificate
 
 
 def test_spot_refused_falls_back_to_on_demand_in_the_same_step(cloud: Cloud) -> None:
@@ -209,7 +209,7 @@ def test_the_spot_price_history_is_used_where_it_answers(cloud: Cloud) -> None:
 
     cloud.submit("a.tif")
 
-    assert cloud.record()["datasets"]["a.tif"]["attempts"][0]["hourly_price"] == 0.00001
+    assert cloud.record()["datasets"]["a.tif"]["attempts"][0]["hourly_price"] == 0.00001 + 0.005
 
 
 def test_the_interruption_event_reaches_the_handler_through_the_chalice_app(cloud: Cloud) -> None:

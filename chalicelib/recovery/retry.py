@@ -86,10 +86,11 @@ def retry_job(aws: AWSClient, settings: AnalysisSettings, bucket: str, prefix: s
 
 
 def _reopen(aws: AWSClient, bucket: str, prefix: str, record: JobRecord, number: int, now: datetime) -> None:
-    """The job runs again: its end so far (and a cancel) kept under ``logs/ends/``, its cost so far
-    counted as billed (the next end adds only the rest to the ledger), and its state RUNNING."""
+    """The job runs again: its end so far (end.txt, ending.json, a cancel) kept under ``logs/ends/``,
+    its cost so far counted as billed (the next end adds only the rest to the ledger), its state RUNNING."""
     for source, kept in ((f"{prefix}/process_results/end.txt", f"end-{number}.txt"),
-                         (f"{prefix}/logs/cancel.json", f"cancel-{number}.json")):
+                         (f"{prefix}/logs/cancel.json", f"cancel-{number}.json"),
+                         (f"{prefix}/logs/ending.json", f"ending-{number}.json")):
         try:
             aws.put(bucket, f"{prefix}/logs/ends/{kept}", aws.get_object(ObjectRef(bucket, source)).body)
             aws.delete(bucket, source)
