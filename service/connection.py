@@ -65,7 +65,7 @@ def remove_connection(state_dir: Path) -> None:
     (state_dir / CONNECTION_FILE).unlink(missing_ok=True)
 
 
-def _listening(endpoint: str) -> bool:
+def listening(endpoint: str) -> bool:
     parsed = urlparse(endpoint)
     try:
         with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 80), timeout=1):
@@ -84,7 +84,7 @@ def connect(aws: bool = False, state_dir: Path | None = None) -> Connection:
             "No local stack is running. Start one with `neurocaas local up` (or use --aws for your AWS account)."
         )
     document = json.loads(path.read_text())
-    if not _listening(document["endpoint"]):
+    if not listening(document["endpoint"]):
         raise NotConnected(
             f"The local stack at {document['endpoint']} is not answering. Start it with `neurocaas local up`."
         )

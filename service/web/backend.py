@@ -14,7 +14,7 @@ from botocore.exceptions import (
 )
 
 from service.client import NeuroCAASClient, UserError
-from service.connection import Connection, NotConnected, connect
+from service.connection import Connection, NotConnected, connect, listening
 
 log = logging.getLogger("neurocaas.web")
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
@@ -33,6 +33,9 @@ class Backend:
 
     def client(self) -> NeuroCAASClient:
         connection = self.fixed or connect(aws=self.aws)
+        if self.fixed is not None and connection.endpoint and not listening(connection.endpoint):
+            raise NotConnected(f"The local stack at {connection.endpoint} is not answering. Start it with "
+                               "`neurocaas local up` and reload this page.")
         cache_key = (connection.endpoint, connection.analyses)
         with self._lock:
             if cache_key not in self._clients:
