@@ -155,7 +155,11 @@ def _when(moment: datetime | None) -> str:
 
 def _cost(record: JobRecord) -> str:
     if record.actual_cost is not None:
-        return f"${record.actual_cost:.2f}"
+        return _dollars(record.actual_cost)
     if record.estimated_cost is not None:
-        return f"${record.estimated_cost:.2f} (estimated)"
+        return f"{_dollars(record.estimated_cost)} (estimated)"
     return ""
+
+
+def _dollars(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else "under $0.01"

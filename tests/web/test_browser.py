@@ -134,6 +134,10 @@ def test_submit_two_datasets_watch_the_job_live_and_download_its_results(page: A
     with page.expect_download() as one:
         page.click("#result-files li:has-text('session2.events.csv') >> text=download")
     assert Path(one.value.path()).read_text().startswith(archive.read(f"{archive.namelist()[0].split('/')[0]}/session2.events.csv").decode()[:20])
+    page.click("nav >> text=demolab")
+    expect(page.locator("table.jobs")).to_contain_text("SUCCEEDED")
+    assert "2 / 2" in page.inner_text("table.jobs")
+    screenshot(page, "jobs", tmp_path)
     uploaded = keys(site, "calcium-events", "demolab/inputs/")
     assert uploaded == {f"demolab/inputs/{p.name}": p.stat().st_size for p in data}
 
