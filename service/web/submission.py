@@ -59,7 +59,7 @@ def submit(client: NeuroCAASClient, analysis: Analysis, group: str, datasets: li
     check_parameters(analysis, config_name, config_text)
     chosen = choose_instance_type(analysis, instance_type)
     keys = [file_key(group, "inputs", name) for name in datasets]
-    missing = [name for name, key in zip(datasets, keys) if not client.exists(analysis.name, key)]
+    missing = [name for name, key in zip(datasets, keys, strict=True) if not client.exists(analysis.name, key)]
     if missing:
         raise UserError(f"Not uploaded yet: {', '.join(missing)}. Add the file(s) again.")
     config_key = file_key(group, "configs", config_name)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 
@@ -140,3 +145,19 @@ def test_a_stopped_stack_is_explained_with_how_to_start_it() -> None:
         assert api.status_code == 503 and "neurocaas local up" in api.json()["error"]
     finally:
         server.stop()
+
+
+def test_the_web_command_prints_its_link_and_a_missing_stack_says_how_to_start_it(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "from service.cli import main; main()", "web", "--port", "0", "--no-browser"]
+    process = subprocess.Popen(command, env={**os.environ, "NEUROCAAS_HOME": str(tmp_path), "COLUMNS": "300"},
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = next(found.group(0) for line in process.stdout
+                   if (found := re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line)))
+        answer = httpx.get(url, follow_redirects=True)
+        assert answer.status_code == 503
+        assert "No local stack is running. Start one with `neurocaas local up`" in answer.text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
