@@ -63,8 +63,10 @@ def start_page(home: Path) -> tuple[subprocess.Popen[str], str]:
 def submit_small_job(page: httpx.Client, csrf: str) -> str:
     headers = {"x-csrf-token": csrf}
     begun = page.post(f"{API}/uploads", json={"name": "small.bin", "size": 5}, headers=headers).json()
-    page.put(f"{API}/uploads/{begun['upload_id']}/1?name=small.bin&size=5", content=b"hello", headers=headers)
-    page.post(f"{API}/uploads/{begun['upload_id']}/complete", json={"name": "small.bin", "size": 5}, headers=headers)
+    page.put(f"{API}/uploads/parts/1?upload_id={begun['upload_id']}&name=small.bin&size=5", content=b"hello",
+             headers=headers)
+    page.post(f"{API}/uploads/complete", json={"upload_id": begun["upload_id"], "name": "small.bin", "size": 5},
+              headers=headers)
     answer = page.post(f"{API}/submit", headers=headers, json={
         "datasets": ["small.bin"], "config_name": "params.json", "config_text": '{"mode": "hang"}'}).json()
     return str(answer["url"])
@@ -114,12 +116,12 @@ def upload(page: httpx.Client, csrf: str, pid: int, gigabytes: float) -> None:
     start = time.perf_counter()
     for number in range(1, parts + 1):
         length = min(part_size, size - (number - 1) * part_size)
-        answer = page.put(f"{API}/uploads/{begun['upload_id']}/{number}?name=big.bin&size={size}",
+        answer = page.put(f"{API}/uploads/parts/{number}?upload_id={begun['upload_id']}&name=big.bin&size={size}",
                           content=block[:length], headers=headers)
         answer.raise_for_status()
         samples.append(rss_mb(pid))
-    done = page.post(f"{API}/uploads/{begun['upload_id']}/complete", json={"name": "big.bin", "size": size},
-                     headers=headers)
+    done = page.post(f"{API}/uploads/complete", json={"upload_id": begun["upload_id"], "name": "big.bin",
+                                                      "size": size}, headers=headers)
     done.raise_for_status()
     seconds = time.perf_counter() - start
     tenth = max(len(samples) // 10, 1)

@@ -67,10 +67,14 @@ def api(handler: Callable[..., Any]) -> Callable[..., Any]:
         web: Web = request.app.state.web
         try:
             body = await request.json() if request.method == "POST" else {}
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "The request was not a JSON object."}, 400)
             result = await run_in_threadpool(handler, web, request, body, **request.path_params)
             return result if isinstance(result, Response) else JSONResponse(result)
         except json.JSONDecodeError:
             return JSONResponse({"error": "The request was not valid JSON."}, 400)
+        except (TypeError, ValueError) as error:  # a number that is not one, from a hand-made request
+            return JSONResponse({"error": f"The request was not understood ({error})."}, 400)
         except Exception as error:
             status, message = explain(error, web.backend.where)
             field = "parameters" if isinstance(error, submission.ParameterProblem) else None
@@ -174,8 +178,8 @@ async def put_part(request: Request) -> Response:
     web: Web = request.app.state.web
     params = request.path_params
     try:
-        plan = uploads.plan(params["group"], "inputs", request.query_params.get("name", ""),
-                            int(request.query_params.get("size", "-1")))
+        query = request.query_params
+        plan = uploads.plan(params["group"], "inputs", query.get("name", ""), int(query.get("size", "-1")))
         received = bytearray()
         async for chunk in request.stream():
             received += chunk
@@ -183,7 +187,7 @@ async def put_part(request: Request) -> Response:
                 raise UserError("A part was larger than the upload's part size.")
         client = await run_in_threadpool(web.backend.client)
         await run_in_threadpool(web.catalog.group, client, params["analysis"], params["group"])
-        etag = await run_in_threadpool(uploads.put_part, client.s3, params["analysis"], plan, params["upload_id"],
+        etag = await run_in_threadpool(uploads.put_part, client.s3, params["analysis"], plan, query.get("upload_id", ""),
                                        int(params["number"]), bytes(received))
         return JSONResponse({"etag": etag})
     except Exception as error:
@@ -192,12 +196,11 @@ async def put_part(request: Request) -> Response:
 
 
 @api
-def complete_upload(web: Web, request: Request, body: dict[str, Any], analysis: str, group: str,
-                    upload_id: str) -> dict[str, Any]:
+def complete_upload(web: Web, request: Request, body: dict[str, Any], analysis: str, group: str) -> dict[str, Any]:
     client = web.backend.client()
     web.catalog.group(client, analysis, group)
     plan = uploads.plan(group, "inputs", str(body.get("name", "")), int(body.get("size", -1)))
-    uploads.finish(client.s3, analysis, plan, upload_id)
+    uploads.finish(client.s3, analysis, plan, str(body.get("upload_id", "")))
     return {"key": plan.key}
 
 
@@ -245,8 +248,8 @@ def create_app(backend: Backend, catalog: Catalog, keys: Secrets) -> Guard:
         Route(job + "/results/{path:path}", result_file),
         Route(api_group + "/check", check, methods=["POST"]),
         Route(api_group + "/uploads", begin_upload, methods=["POST"]),
-        Route(api_group + "/uploads/{upload_id}/{number:int}", put_part, methods=["PUT"]),
-        Route(api_group + "/uploads/{upload_id}/complete", complete_upload, methods=["POST"]),
+        Route(api_group + "/uploads/parts/{number:int}", put_part, methods=["PUT"]),
+        Route(api_group + "/uploads/complete", complete_upload, methods=["POST"]),
         Route(api_group + "/submit", submit, methods=["POST"]),
         Route("/api" + job, job_status),
         Route("/api" + job + "/cancel", cancel, methods=["POST"]),

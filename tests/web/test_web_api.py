@@ -109,18 +109,22 @@ def test_uploads_refuse_bad_names_short_parts_and_missing_parts(site: Site) -> N
     size = PART_SIZE + 10
     begun = page.post(f"{API}/uploads", json={"name": "two.bin", "size": size}, headers=csrf(site)).json()
     assert begun["parts"] == 2 and begun["done"] == []
-    part = f"{API}/uploads/{begun['upload_id']}"
-    query = f"?name=two.bin&size={size}"
+    part = f"{API}/uploads/parts"
+    query = f"?upload_id={begun['upload_id']}&name=two.bin&size={size}"
+    ending = {"upload_id": begun["upload_id"], "name": "two.bin", "size": size}
     short = page.put(f"{part}/1{query}", content=b"x" * 100, headers=csrf(site))
     assert short.status_code == 400 and "arrived incomplete" in short.json()["error"]
     assert page.put(f"{part}/1{query}", content=b"x" * PART_SIZE, headers=csrf(site)).status_code == 200
-    early = page.post(f"{part}/complete", json={"name": "two.bin", "size": size}, headers=csrf(site))
+    early = page.post(f"{API}/uploads/complete", json=ending, headers=csrf(site))
     assert early.status_code == 400 and "1 part(s) of two.bin are missing" in early.json()["error"]
     resumed = page.post(f"{API}/uploads", json={"name": "two.bin", "size": size, "upload_id": begun["upload_id"]},
                         headers=csrf(site)).json()
     assert resumed["upload_id"] == begun["upload_id"] and resumed["done"] == [1]
     assert page.put(f"{part}/2{query}", content=b"y" * 10, headers=csrf(site)).status_code == 200
-    assert page.post(f"{part}/complete", json={"name": "two.bin", "size": size}, headers=csrf(site)).status_code == 200
+    assert page.post(f"{API}/uploads/complete", json=ending, headers=csrf(site)).status_code == 200
+    nonsense = page.post(f"{API}/uploads", json={"name": "x.bin", "size": "big"}, headers=csrf(site))
+    assert nonsense.status_code == 400 and "not understood" in nonsense.json()["error"]
+    assert page.post(f"{API}/uploads", json=[1], headers=csrf(site)).status_code == 400
     head = site.stack.client("s3").head_object(Bucket="echo-analysis", Key="lab/inputs/two.bin")
     assert head["ContentLength"] == size
 

@@ -112,19 +112,18 @@ async function upload(entry) {
       const sizeOf = (n) => Math.min(n * partSize, file.size) - (n - 1) * partSize;
       let sent = [...done].reduce((total, n) => total + sizeOf(n), 0);
       bar.value = sent;
-      const query = `name=${encodeURIComponent(file.name)}&size=${file.size}`;
+      const query = `upload_id=${encodeURIComponent(begun.upload_id)}&name=${encodeURIComponent(file.name)}&size=${file.size}`;
       for (let n = 1; n <= begun.parts; n++) {
         if (done.has(n)) continue;
         note.textContent = `${bytes(sent)} of ${bytes(file.size)}`;
         const blob = file.slice((n - 1) * partSize, Math.min(n * partSize, file.size));
-        await sendPart(`${BASE}/uploads/${encodeURIComponent(begun.upload_id)}/${n}?${query}`, blob,
+        await sendPart(`${BASE}/uploads/parts/${n}?${query}`, blob,
                        (loaded) => { bar.value = sent + loaded; });
         sent += blob.size;
         bar.value = sent;
         failures = 0;
       }
-      await api("POST", `${BASE}/uploads/${encodeURIComponent(begun.upload_id)}/complete`,
-                {name: file.name, size: file.size});
+      await api("POST", `${BASE}/uploads/complete`, {upload_id: begun.upload_id, name: file.name, size: file.size});
       localStorage.removeItem(remembered);
       bar.value = bar.max;
       note.textContent = `uploaded (${bytes(file.size)})`;
