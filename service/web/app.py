@@ -25,9 +25,6 @@ from service.web.catalog import Catalog
 from service.web.security import Guard, Secrets
 
 HERE = Path(__file__).parent
-STATE_CLASSES = {"SUCCEEDED": "ok", "SUCCESS": "ok", "FAILED": "bad", "TIMED OUT": "bad", "CANCELLED": "off",
-                 "RUNNING": "busy", "IN PROGRESS": "busy", "QUEUED": "wait", "INITIALIZING": "wait",
-                 "SUBMITTED": "wait"}
 
 
 class Web:
@@ -39,7 +36,7 @@ class Web:
         self.keys = keys
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]))
-        self.templates.filters["state_class"] = lambda state: STATE_CLASSES.get(state, "")
+        self.templates.filters["state_class"] = jobs.state_class
         self.templates.filters["url"] = lambda part: quote(str(part), safe="")
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -20,6 +20,14 @@ JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
 INLINE_IMAGES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 AS_TEXT = {".txt", ".csv", ".json", ".log", ".yaml", ".yml", ".tsv", ".md"}
 CHUNK = 1024 * 1024
+STATE_CLASSES = {"SUCCEEDED": "ok", "SUCCESS": "ok", "FAILED": "bad", "TIMED OUT": "bad", "CANCELLED": "off",
+                 "RUNNING": "busy", "IN PROGRESS": "busy", "QUEUED": "wait", "INITIALIZING": "wait",
+                 "SUBMITTED": "wait"}
+
+
+def state_class(state: str) -> str:
+    """How a state is coloured in the page (the same in the server's HTML and the live updates)."""
+    return STATE_CLASSES.get(state, "")
 
 
 def job_ref(analysis: str, group: str, job_id: str) -> JobRef:
@@ -53,7 +61,8 @@ def job_payload(client: NeuroCAASClient, ref: JobRef, base: str) -> dict[str, An
     record = record_of(client, ref)
     if record is None:
         if not client.certificate(ref):
-            return {"found": False, "final": False, "state": "SUBMITTED", "datasets": [], "results": [],
+            return {"found": False, "final": False, "state": "SUBMITTED", "state_class": "wait", "datasets": [],
+                    "results": [],
                     "certificate": "", "reason": "Waiting for the job manager to pick the job up…"}
         raise UserError(f"Job {ref.job_id} has a certificate but no record; see its certificate.")
     rows = dataset_views(record, client.statuses(ref, record))
@@ -61,10 +70,12 @@ def job_payload(client: NeuroCAASClient, ref: JobRef, base: str) -> dict[str, An
                 "image": _extension(path) in INLINE_IMAGES} for path, size in client.result_files(ref)]
     return {
         "found": True, "final": record.state in FINAL_JOB_STATES, "state": record.state.value,
+        "state_class": state_class(record.state.value),
         "reason": record.reason, "instance_type": record.instance_type or "", "cost": _cost(record),
         "created": _when(record.created), "started": _when(record.started), "finished_at": _when(record.finished),
         "finished": sum(row.finished for row in rows), "total": len(rows),
-        "datasets": [{**asdict(row), "elapsed": row.elapsed, "finished": row.finished} for row in rows],
+        "datasets": [{**asdict(row), "elapsed": row.elapsed, "finished": row.finished,
+                      "state_class": state_class(row.state)} for row in rows],
         "results": results, "certificate": client.certificate(ref),
     }
 

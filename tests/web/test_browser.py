@@ -123,6 +123,8 @@ def test_submit_two_datasets_watch_the_job_live_and_download_its_results(page: A
     assert "results written" in page.inner_text("#datasets")
     expect(page.locator("#figures img")).to_have_count(2)
     until(page, "() => [...document.querySelectorAll('#figures img')].every((i) => i.complete && i.naturalWidth > 0)")
+    log = page.request.get(site.server.base + page.get_attribute("#datasets tr[data-dataset='session1.npz'] a", "href"))
+    assert "calcium-events: analysing session1.npz" in log.text()
     page.click("text=Certificate")
     assert "calcium-events" in page.inner_text("#certificate")
     screenshot(page, "job", tmp_path)

@@ -165,3 +165,23 @@ def test_the_web_command_prints_its_link_and_a_missing_stack_says_how_to_start_i
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_aws_failures_read_as_sentences() -> None:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    from service.web.backend import explain
+
+    def refused(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}}, "ListObjectsV2")
+
+    assert "credentials have expired" in explain(refused("ExpiredToken"), "AWS")[1]
+    assert "not allowed" in explain(refused("AccessDenied"), "AWS")[1]
+    assert "No AWS credentials were found" in explain(NoCredentialsError(), "AWS")[1]
+    status, message = explain(KeyError("boom"), "AWS")
+    assert status == 500 and "KeyError" in message and "terminal" in message
+
+
+def test_costs_are_shown_per_group(site: Site) -> None:
+    answer = site.http().get("/costs/calcium-events")
+    assert answer.status_code == 200 and "<th>demolab</th>" in answer.text

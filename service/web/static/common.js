@@ -38,6 +38,3 @@ function bytes(n) {
   while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
-
-const STATE_CLASSES = {SUCCEEDED: "ok", SUCCESS: "ok", FAILED: "bad", "TIMED OUT": "bad", CANCELLED: "off",
-  RUNNING: "busy", "IN PROGRESS": "busy", QUEUED: "wait", INITIALIZING: "wait", SUBMITTED: "wait"};

@@ -8,16 +8,16 @@ const cancelButton = document.getElementById("cancel");
 const shownFigures = new Set();
 let timer = null;
 
-function setState(node, state) {
+function setState(node, state, kind) {
   node.textContent = state;
-  node.className = `state ${STATE_CLASSES[state] || ""}`;
+  node.className = `state ${kind}`;
 }
 
 function renderDatasets(datasets) {
   const body = document.getElementById("datasets");
   body.replaceChildren(...datasets.map((d) => {
     const state = el("span", {});
-    setState(state, d.state);
+    setState(state, d.state, d.state_class);
     const log = el("a", {href: `${BASE}/logs/${encodeURIComponent(d.label)}`, target: "_blank", text: "log"});
     return el("tr", {"data-dataset": d.label}, el("td", {text: d.label}), el("td", {}, state),
       el("td", {text: d.elapsed}), el("td", {text: d.cpu || ""}), el("td", {text: d.memory || ""}),
@@ -42,7 +42,7 @@ function renderResults(results) {
 }
 
 function render(job) {
-  setState(stateBadge, job.state);
+  setState(stateBadge, job.state, job.state_class);
   const facts = [];
   if (job.instance_type) facts.push(`on ${job.instance_type}`);
   if (job.started) facts.push(`started ${job.started}`);
