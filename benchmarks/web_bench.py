@@ -122,7 +122,8 @@ def upload(page: httpx.Client, csrf: str, pid: int, gigabytes: float) -> None:
         samples.append(rss_mb(pid))
     done = page.post(f"{API}/uploads/complete", json={"upload_id": begun["upload_id"], "name": "big.bin",
                                                       "size": size}, headers=headers)
-    done.raise_for_status()
+    if done.status_code != 200:
+        raise RuntimeError(f"completing the upload failed: {done.text}")
     seconds = time.perf_counter() - start
     tenth = max(len(samples) // 10, 1)
     print(f"upload: {size / 1024**3:.2f} GiB in {parts} parts of {part_size // 2**20} MiB, {seconds:.1f} s "

@@ -101,8 +101,14 @@ def put_part(s3: Any, bucket: str, upload: Upload, upload_id: str, number: int, 
 
 
 def finish(s3: Any, bucket: str, upload: Upload, upload_id: str) -> None:
-    """Complete the upload once S3 holds every part, checked against the file's size."""
-    parts = received(s3, bucket, upload.key, upload_id)
+    """Complete the upload once S3 holds every part, checked against the file's size. Completing
+    again (a retry after the answer was lost) succeeds if the object is there with that size."""
+    try:
+        parts = received(s3, bucket, upload.key, upload_id)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404") and _has(s3, bucket, upload):
+            return
+        raise
     missing = [n for n in range(1, upload.parts + 1) if n not in parts]
     if missing:
         raise UserError(f"{len(missing)} part(s) of {upload.key.rsplit('/', 1)[-1]} are missing; "
@@ -113,3 +119,10 @@ def finish(s3: Any, bucket: str, upload: Upload, upload_id: str) -> None:
                         "drop the file again.")
     s3.complete_multipart_upload(Bucket=bucket, Key=upload.key, UploadId=upload_id, MultipartUpload={
         "Parts": [{"PartNumber": n, "ETag": parts[n]["ETag"]} for n in range(1, upload.parts + 1)]})
+
+
+def _has(s3: Any, bucket: str, upload: Upload) -> bool:
+    try:
+        return int(s3.head_object(Bucket=bucket, Key=upload.key)["ContentLength"]) == upload.size
+    except ClientError:
+        return False

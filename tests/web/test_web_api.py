@@ -122,6 +122,8 @@ def test_uploads_refuse_bad_names_short_parts_and_missing_parts(site: Site) -> N
     assert resumed["upload_id"] == begun["upload_id"] and resumed["done"] == [1]
     assert page.put(f"{part}/2{query}", content=b"y" * 10, headers=csrf(site)).status_code == 200
     assert page.post(f"{API}/uploads/complete", json=ending, headers=csrf(site)).status_code == 200
+    again = page.post(f"{API}/uploads/complete", json=ending, headers=csrf(site))  # the first answer was lost
+    assert again.status_code == 200
     nonsense = page.post(f"{API}/uploads", json={"name": "x.bin", "size": "big"}, headers=csrf(site))
     assert nonsense.status_code == 400 and "not understood" in nonsense.json()["error"]
     assert page.post(f"{API}/uploads", json=[1], headers=csrf(site)).status_code == 400
