@@ -41,12 +41,14 @@ class Connection:
     region: str | None
     analyses: tuple[str, ...] = ()
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A boto3 client; ``config`` adds to the standard retries (e.g. a longer read timeout)."""
         keys = {}
         if self.credentials:
             keys = {"aws_access_key_id": self.credentials["AWS_ACCESS_KEY_ID"],
                     "aws_secret_access_key": self.credentials["AWS_SECRET_ACCESS_KEY"]}
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region, config=RETRIES, **keys)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
+                            config=RETRIES.merge(config) if config else RETRIES, **keys)
 
     @property
     def where(self) -> str:

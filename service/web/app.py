@@ -197,7 +197,7 @@ def complete_upload(web: Web, request: Request, body: dict[str, Any], analysis: 
     client = web.backend.client()
     web.catalog.group(client, analysis, group)
     plan = uploads.plan(group, "inputs", str(body.get("name", "")), int(body.get("size", -1)))
-    uploads.finish(client.s3, analysis, plan, str(body.get("upload_id", "")))
+    uploads.finish(web.backend.completing_s3(), analysis, plan, str(body.get("upload_id", "")))
     return {"key": plan.key}
 
 

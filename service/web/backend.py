@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -22,6 +24,10 @@ REJECTED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "UnrecognizedClientEx
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
 
 
+# S3 may take minutes to assemble a large multipart upload (API_CompleteMultipartUpload.html).
+COMPLETE_TIMEOUT = Config(read_timeout=900)
+
+
 class Backend:
     """Hands out a client for the local stack (found anew when it restarts) or AWS, or a fixed one."""
 
@@ -30,6 +36,7 @@ class Backend:
         self.fixed = connection
         self._clients: dict[tuple[str | None, tuple[str, ...]], NeuroCAASClient] = {}
         self._lock = threading.Lock()
+        self._completing: Any = None
 
     def client(self) -> NeuroCAASClient:
         connection = self.fixed or connect(aws=self.aws)
@@ -40,7 +47,13 @@ class Backend:
         with self._lock:
             if cache_key not in self._clients:
                 self._clients = {cache_key: NeuroCAASClient(connection)}
+                self._completing = connection.client("s3", COMPLETE_TIMEOUT)
             return self._clients[cache_key]
+
+    def completing_s3(self) -> Any:
+        """An S3 client that waits long enough for CompleteMultipartUpload of a large file."""
+        self.client()
+        return self._completing
 
     @property
     def where(self) -> str:
