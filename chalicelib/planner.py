@@ -35,7 +35,7 @@ def plan_job(
     _check_inputs_exist(submission, facts)
     assert facts.config_body is not None
     parameters = parse_parameters(submission.config.key, facts.config_body)
-    lifetime = math.ceil(parameters.duration_minutes or settings.default_duration)
+    lifetime = lifetime_minutes(settings, parameters)
     root_volume = _root_volume(parameters, facts)
     work = _dataset_work(submission, parameters)
     on_demand = pricing.estimate(submission.instance_type, len(work), lifetime)
@@ -69,6 +69,17 @@ def plan_job(
         fallback_instance_types=settings.fallback_instance_types, spot=settings.spot,
         on_demand_cost=on_demand if spot else None,
     )
+
+
+def lifetime_minutes(settings: AnalysisSettings, parameters: Parameters) -> int:
+    """How long each instance of a job may run: ``__duration__``, else the analysis default."""
+    return math.ceil(parameters.duration_minutes or settings.default_duration)
+
+
+def estimated_cost(settings: AnalysisSettings, instance_type: str, datasets: int, parameters: Parameters) -> float:
+    """The estimate a job of ``datasets`` datasets is planned (and budgeted) with."""
+    instances = datasets * (parameters.ensemble_size or 1)
+    return pricing.estimate(instance_type, instances, lifetime_minutes(settings, parameters))
 
 
 def _check_inputs_exist(submission: Submission, facts: InputFacts) -> None:

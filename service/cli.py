@@ -90,6 +90,20 @@ def demo(
     raise typer.Exit(demo_command(datasets, frames, output))
 
 
+@app.command()
+def web(
+    port: int = typer.Option(8765, help="Port on 127.0.0.1 (0: any free port)."),
+    aws: bool = typer.Option(False, "--aws", help="Use your AWS account instead of the local stack."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Print the address without opening a browser."),
+    blueprint: list[Path] = typer.Option(None, "--blueprint", "-b", help="Blueprint folders that describe the "
+                                         "analyses (repeatable; default: ./blueprints)."),
+) -> None:
+    """Serve the web page for submitting data and following jobs, on 127.0.0.1."""
+    from service.web.server import web_command
+
+    raise typer.Exit(web_command(port, aws, not no_browser, list(blueprint or ())))
+
+
 cli_local.register(app)
 cli_jobs.register(app)
 cli_retry.register(app)

@@ -70,7 +70,7 @@ class NeuroCAASClient:
         if not listing.get("KeyCount"):
             raise UserError(f"Unknown group {group!r} for analysis {analysis!r}: ask the analysis developer to add it.")
 
-    def _exists(self, bucket: str, key: str) -> bool:
+    def exists(self, bucket: str, key: str) -> bool:
         """Whether a key (or anything under a folder key) exists, using only a prefix listing,
         which the group policy grants on the group's own folders."""
         try:
@@ -95,8 +95,13 @@ class NeuroCAASClient:
             if isinstance(source, Path):
                 self._upload(source, analysis, key, progress)
             keys.append(key)
+        return self.start_job(analysis, group, keys[:-1], keys[-1], instance_type=instance_type, job_id=job_id)
+
+    def start_job(self, analysis: str, group: str, dataset_keys: list[str], config_key: str, *,
+                  instance_type: str | None = None, job_id: str | None = None) -> JobRef:
+        """Write submit.json for keys already uploaded: the last step of every submission."""
         job_id = job_id or new_job_id()
-        submit = {"dataname": keys[:-1], "configname": keys[-1], "timestamp": job_id}
+        submit: dict[str, Any] = {"dataname": dataset_keys, "configname": config_key, "timestamp": job_id}
         if instance_type:
             submit["instance_type"] = instance_type
         self.s3.put_object(Bucket=analysis, Key=f"{group}/submissions/{job_id}_submit.json",
@@ -112,7 +117,7 @@ class NeuroCAASClient:
                 return path, f"{group}/{folder}/{path.name}/"
             return path, f"{group}/{folder}/{path.name}"
         key = item if item.startswith(f"{group}/") else f"{group}/{folder}/{item}"
-        if self._exists(analysis, key):
+        if self.exists(analysis, key):
             return None, key
         if item.startswith(("/", ".", "~")) or path.parent != Path("."):
             raise UserError(f"No such file or folder: {item}.")
@@ -136,7 +141,7 @@ class NeuroCAASClient:
             groups = [group] if group else self._groups(name)
             for candidate in groups:
                 prefix = f"{candidate}/results/job__{name}_{job_id}"
-                if self._exists(name, f"{prefix}/logs/job.json") or self._exists(name, f"{prefix}/logs/certificate.txt"):
+                if self.exists(name, f"{prefix}/logs/job.json") or self.exists(name, f"{prefix}/logs/certificate.txt"):
                     return JobRef(name, candidate, job_id, name, prefix)
         raise UserError(f"No job {job_id!r} found in {', '.join(analyses)}. Check the id with `neurocaas jobs`.")
 

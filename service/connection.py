@@ -41,12 +41,14 @@ class Connection:
     region: str | None
     analyses: tuple[str, ...] = ()
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A boto3 client; ``config`` adds to the standard retries (e.g. a longer read timeout)."""
         keys = {}
         if self.credentials:
             keys = {"aws_access_key_id": self.credentials["AWS_ACCESS_KEY_ID"],
                     "aws_secret_access_key": self.credentials["AWS_SECRET_ACCESS_KEY"]}
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region, config=RETRIES, **keys)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
+                            config=RETRIES.merge(config) if config else RETRIES, **keys)
 
     @property
     def where(self) -> str:
@@ -65,7 +67,7 @@ def remove_connection(state_dir: Path) -> None:
     (state_dir / CONNECTION_FILE).unlink(missing_ok=True)
 
 
-def _listening(endpoint: str) -> bool:
+def listening(endpoint: str) -> bool:
     parsed = urlparse(endpoint)
     try:
         with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 80), timeout=1):
@@ -84,7 +86,7 @@ def connect(aws: bool = False, state_dir: Path | None = None) -> Connection:
             "No local stack is running. Start one with `neurocaas local up` (or use --aws for your AWS account)."
         )
     document = json.loads(path.read_text())
-    if not _listening(document["endpoint"]):
+    if not listening(document["endpoint"]):
         raise NotConnected(
             f"The local stack at {document['endpoint']} is not answering. Start it with `neurocaas local up`."
         )

@@ -23,6 +23,7 @@ from service.client import NeuroCAASClient, UserError
 from service.connection import Connection
 from service.local.stack import CREDENTIALS, REGION, LocalStack, LocalStackOptions
 from service.views import follow
+from service.web.server import WebServer
 
 BLUEPRINT = Path(__file__).resolve().parents[1] / "blueprints" / "calcium-events"
 GROUP = "demolab"
@@ -61,11 +62,16 @@ def run_demo(console: Console, *, datasets: int = 3, frames: int = 600, output: 
         options = LocalStackOptions(state_dir=root / "stack", status_interval=1.0, log=lambda _: None)
         with console.status("Starting the embedded local stack…"):
             stack = LocalStack(options).start()
+        page: WebServer | None = None
         try:
             stack.deploy(blueprint)
             console.print(f"[green]✓[/green] local stack at {stack.endpoint} serving [bold]{blueprint.name}[/bold]",
                           highlight=False)
-            client = NeuroCAASClient(Connection(stack.endpoint, CREDENTIALS, REGION, (blueprint.name,)))
+            connection = Connection(stack.endpoint, CREDENTIALS, REGION, (blueprint.name,))
+            client = NeuroCAASClient(connection)
+            page = WebServer(connection=connection, blueprints=[BLUEPRINT]).start()
+            console.print(f"[green]✓[/green] follow it in a browser while the demo runs: {page.url}",
+                          highlight=False, soft_wrap=True)
             with Progress(console=console, transient=True) as progress:
                 def start(name: str, size: int):  # type: ignore[no-untyped-def]
                     task = progress.add_task(f"uploading {name}", total=size)
@@ -82,6 +88,8 @@ def run_demo(console: Console, *, datasets: int = 3, frames: int = 600, output: 
                 files = client.download_results(ref, target, progress=fetch)
         finally:
             with console.status("Stopping the local stack…"):
+                if page is not None:
+                    page.stop()
                 stack.stop()
         console.print(f"[green]✓[/green] {len(files)} result files in [bold]{target}/[/bold]", highlight=False)
         metrics = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from rich.console import Console, Group
@@ -15,21 +14,12 @@ from rich.text import Text
 from chalicelib.certificate import attempt_lines
 from chalicelib.records import JobRecord, JobState
 from service.client import FINAL_JOB_STATES, JobRef, NeuroCAASClient, UserError
+from service.jobview import dataset_views
 
 STYLES = {
     "INITIALIZING": "yellow", "IN PROGRESS": "cyan", "SUCCESS": "green", "FAILED": "red",
     "CANCELLED": "magenta", "TIMED OUT": "red", "QUEUED": "yellow", "RUNNING": "cyan", "SUCCEEDED": "green",
 }
-
-
-def _elapsed(status: dict[str, Any]) -> str:
-    start = status.get("job_start")
-    if not start:
-        return ""
-    end = status.get("job_finish")
-    begun = datetime.fromisoformat(start)
-    finished = datetime.fromisoformat(end) if end else datetime.now(timezone.utc)
-    return f"{max((finished - begun).total_seconds(), 0):.0f}s"
 
 
 def job_table(ref: JobRef, record: JobRecord | None, statuses: dict[str, dict[str, Any]]) -> Group:
@@ -44,16 +34,11 @@ def job_table(ref: JobRef, record: JobRecord | None, statuses: dict[str, dict[st
     table = Table(expand=True)
     for column in ("dataset", "status", "instance", "time", "last output"):
         table.add_column(column, overflow="fold", ratio=3 if column == "last output" else None)
-    done = 0
-    for label, dataset in record.datasets.items():
-        status = statuses.get(label, {})
-        shown = status.get("status") or dataset.state.value
-        done += shown in ("SUCCESS", "FAILED", "CANCELLED", "TIMED OUT")
-        last = status.get("reason") or status.get("command") or ""
-        instance = dataset.instance_id or ""
-        if len(dataset.attempts) > 1:
-            instance += f" (attempt {len(dataset.attempts)})"
-        table.add_row(label, Text(shown, style=STYLES.get(shown, "")), instance, _elapsed(status), last[-120:])
+    rows = dataset_views(record, statuses)
+    for row in rows:
+        table.add_row(row.label, Text(row.state, style=STYLES.get(row.state, "")), row.instance, row.elapsed,
+                      row.last_output[-120:])
+    done = sum(row.finished for row in rows)
     parts: list[Any] = [header]
     if record.datasets:
         parts += [Text(f"{done}/{len(record.datasets)} datasets finished"), table]

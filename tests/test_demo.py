@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -23,3 +24,4 @@ def test_the_demo_analyses_every_dataset_and_matches_the_ground_truth(tmp_path: 
         assert (result.results / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = console.export_text()
     assert "Results against the ground truth" in text and str(result.results) in text
+    assert re.search(r"follow it in a browser while the demo runs: http://127\.0\.0\.1:\d+/\?token=", text)
