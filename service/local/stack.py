@@ -28,6 +28,7 @@ from chalicelib import handlers
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings, Blueprint
 from service import agentfile
+from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
 from service.local.persistence import S3Snapshot
@@ -183,6 +184,8 @@ class LocalStack:
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
         } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX)]})
         agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
+        s3.put_object(Bucket=bucket, Key=CARD_KEY, Body=AnalysisCard.of(settings, blueprint.parameters_schema).to_bytes(),
+                      ContentType="application/json")
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
         created = provision(settings, iam=self.client("iam"), ec2=self.client("ec2"), region=REGION)
