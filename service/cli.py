@@ -1,4 +1,8 @@
-"""The ``neurocaas`` command line."""
+"""The ``neurocaas`` command line.
+
+Start-up stays fast (every ``--help`` under half a second): modules import only typer and rich at
+the top; what a command needs (boto3, moto, the blueprint schema) is imported when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from chalicelib.blueprint import load_blueprint
-from chalicelib.exceptions import BlueprintError
 from service import cli_deploy, cli_develop, cli_jobs, cli_local
-from service.stages import write_stage
+from service.failures import SafeGroup
 
-app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True)
+app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True,
+                  cls=SafeGroup, pretty_exceptions_enable=False)
 blueprint_app = typer.Typer(help="Create and check analysis blueprints.", no_args_is_help=True)
 app.add_typer(blueprint_app, name="blueprint")
 console = Console()
@@ -22,6 +25,8 @@ errors = Console(stderr=True)
 @blueprint_app.command("check")
 def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json")) -> None:
     """Validate a blueprint against the published schema and AWS's limits, naming every invalid key."""
+    from chalicelib.blueprint import load_blueprint
+    from chalicelib.exceptions import BlueprintError
     from service.deploy.plan import refusals
 
     try:
@@ -66,6 +71,10 @@ def blueprint_stage(
     project: Path = typer.Option(Path("."), help="The project folder holding .chalice/config.json"),
 ) -> None:
     """Write the analysis's Chalice stage (its Lambda environment) into .chalice/config.json."""
+    from chalicelib.blueprint import load_blueprint
+    from chalicelib.exceptions import BlueprintError
+    from service.stages import write_stage
+
     try:
         blueprint = load_blueprint(path)
     except BlueprintError as error:
