@@ -11,12 +11,17 @@ import os
 import sys
 from typing import Any, NoReturn
 
-import click
+import typer
 from typer.core import TyperGroup
 
-DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "Forbidden",
-          "403", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
-          "AuthFailure", "UnrecognizedClientException"}
+# What commands raise on purpose (exits, usage errors, Ctrl-C) is passed on untouched: typer's and
+# click's own exceptions (typer vendors click from 0.2x on; before, it raised click's).
+PASSED_ON: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt,
+                                              SystemExit)
+
+
+def _passed_on(error: BaseException) -> bool:
+    return isinstance(error, PASSED_ON) or type(error).__module__.split(".")[0] in ("click", "typer")
 
 
 def fail(message: str) -> NoReturn:
@@ -25,7 +30,7 @@ def fail(message: str) -> NoReturn:
     from rich.markup import escape
 
     Console(stderr=True).print(f"[red]✗[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise click.exceptions.Exit(1)
+    raise typer.Exit(1)
 
 
 def describe(error: BaseException) -> str:
@@ -61,13 +66,11 @@ def describe(error: BaseException) -> str:
 class SafeGroup(TyperGroup):
     """A command group that turns any exception into one line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
-            raise
         except Exception as error:
-            if os.environ.get("NEUROCAAS_DEBUG"):
+            if _passed_on(error) or os.environ.get("NEUROCAAS_DEBUG"):
                 raise
             sys.stdout.flush()
             fail(describe(error))

@@ -31,6 +31,7 @@ from service import agentfile
 from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
+from service.local.lock import StateLock, check_port_free
 from service.local.persistence import S3Snapshot
 from service.local.runner import InstanceRunner
 
@@ -63,6 +64,9 @@ class LocalStackOptions:
     snapshot_seconds: float = 10.0
     log: Callable[[str], None] = print
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # Start the instance runner only when serve_instances() is called (after the analyses are deployed,
+    # so that loading moto's EC2 does not slow down getting ready).
+    defer_instances: bool = False
 
 
 class LocalStack:
@@ -87,6 +91,10 @@ class LocalStack:
         self.runner: InstanceRunner | None = None
         self.handler_token: handlers.HandlerEnvironment | None = None
         self.resources = ExitStack()
+        self.lock = StateLock(self.state_dir)
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # --- life cycle -----------------------------------------------------------------------------
     @property
@@ -94,15 +102,28 @@ class LocalStack:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                            config=Config(retries={"mode": "standard", "max_attempts": 3}))
+        """A client of this stack, made once per service (boto3 clients are thread-safe; making one
+        costs about 0.2 s of CPU, which dominated the stack's start-up)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.endpoint, region_name=REGION,
+                    aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    config=Config(retries={"mode": "standard", "max_attempts": 3},
+                                  max_pool_connections=HANDLER_CONCURRENCY * 4))
+            return self._clients[service]
 
     def start(self) -> "LocalStack":
         # moto keeps its state in module globals: two stacks in one process would share it.
         if LocalStack._live is not None:
             raise RuntimeError("A local stack is already running in this process; stop it first.")
+        self.lock.acquire()  # StackBusy: another stack keeps its state here
+        try:
+            check_port_free(self.port)
+        except Exception:
+            self.lock.release()
+            raise
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -111,25 +132,40 @@ class LocalStack:
         self.port = self.server.get_host_and_port()[1]
         # Start from the state directory alone, as a new server process would.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
-        s3 = self.client("s3")
-        restored = self.snapshot.restore(s3, REGION)
-        self._load_images()
-        self.runner = InstanceRunner(
+        try:
+            restored = self.snapshot.restore(self.client("s3"), REGION)
+            self._load_images()
+            if restored:
+                self.options.log(f"restored {restored} object(s) from {self.state_dir}")
+            self.handler_token = handlers.configure(self._settings_for, self._aws_for, lambda: list(self.served))
+        except BaseException:
+            self.stop()
+            raise
+        self._spawn(self._poll_submissions, "submit-events")
+        self._spawn(self._snapshot_periodically, "snapshots")
+        self._spawn(self._reap_periodically, "reaper")
+        if not self.options.defer_instances:
+            self.serve_instances()
+        return self
+
+    def serve_instances(self) -> None:
+        """Start running launched instances. EC2 (moto's largest module, seconds to load) is made ready in the
+        background; instances launched meanwhile are picked up by the runner's first poll."""
+        self._spawn(self._start_instances, "instances")
+
+    def _start_instances(self) -> None:
+        runner = InstanceRunner(
             LocalEC2(self.client("ec2"), REGION), self.client("s3"), state_dir=self.state_dir,
             images=self.images.get, analyses=lambda: set(self.served), environment=self.instance_environment(),
             slots=self.options.slots, minute_seconds=self.options.minute_seconds, log=self.options.log,
             on_state=self._state_changed,
         )
-        lost = self.runner.recover()
-        if restored or lost:
-            self.options.log(f"restored {restored} object(s) from {self.state_dir}; "
-                             f"{lost} dataset(s) interrupted by the last stop marked FAILED")
-        self.handler_token = handlers.configure(self._settings_for, self._aws_for, lambda: list(self.served))
-        self.runner.start()
-        self._spawn(self._poll_submissions, "submit-events")
-        self._spawn(self._snapshot_periodically, "snapshots")
-        self._spawn(self._reap_periodically, "reaper")
-        return self
+        lost = runner.recover()
+        if lost:
+            self.options.log(f"{lost} dataset(s) interrupted by the last stop marked FAILED")
+        if not self.stopping.is_set():
+            self.runner = runner
+            runner.start()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -138,7 +174,8 @@ class LocalStack:
         if self.runner:
             self.runner.stop()
         try:
-            self.snapshot.save(self.client("s3"))
+            if self.server is not None and LocalStack._live is self:
+                self.snapshot.save(self.client("s3"))
         finally:
             if self.handler_token is not None:
                 handlers.release(self.handler_token)
@@ -146,6 +183,7 @@ class LocalStack:
                 self.server.stop()
             self.resources.close()
             LocalStack._live = None
+            self.lock.release()
 
     def __enter__(self) -> "LocalStack":
         return self.start()
