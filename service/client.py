@@ -85,8 +85,10 @@ class NeuroCAASClient:
         which the group policy grants on the group's own folders."""
         try:
             listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-        except ClientError:
-            return False
+        except ClientError as error:
+            if _code(error) in ("NoSuchBucket", "NoSuchKey", "404"):
+                return False
+            raise  # a denial is reported as one, not as "not found"
         found = [item["Key"] for item in listing.get("Contents", ())]
         return bool(found) and (key.endswith("/") or found[0] == key)
 

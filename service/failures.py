@@ -14,6 +14,9 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "Forbidden",
+          "403", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+          "AuthFailure", "UnrecognizedClientException"}
 # What commands raise on purpose (exits, usage errors, Ctrl-C) is passed on untouched: typer's and
 # click's own exceptions (typer vendors click from 0.2x on; before, it raised click's).
 PASSED_ON: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt,
@@ -73,4 +76,8 @@ class SafeGroup(TyperGroup):
             if _passed_on(error) or os.environ.get("NEUROCAAS_DEBUG"):
                 raise
             sys.stdout.flush()
-            fail(describe(error))
+            try:
+                message = describe(error)
+            except Exception:  # describing must never be what fails
+                message = f"Unexpected failure ({type(error).__name__}). Run again with NEUROCAAS_DEBUG=1."
+            fail(message)
