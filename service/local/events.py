@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "xray_trace_id"}
 SERVICE_LOGGER = "neurocaas"
-SHOWN_KEYS = ("key", "job", "reason", "instances", "instance", "state", "bucket")
+SHOWN_KEYS = ("job", "key", "reason", "instances", "instance", "outcome")
+# Summaries of what the job manager (or the instance runner's own line) already said: one line per event.
+SUMMARIES = {"submit handled", "instance state handled"}
 
 
 class ReadableHandler(logging.Handler):
@@ -22,6 +24,8 @@ class ReadableHandler(logging.Handler):
         self.say = say
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.WARNING and record.getMessage() in SUMMARIES:
+            return
         fields = {k: v for k, v in vars(record).items() if k not in STANDARD and not k.startswith("_")}
         shown = " ".join(f"{k}={fields[k]}" for k in SHOWN_KEYS if fields.get(k) not in (None, ""))
         level = "" if record.levelno < logging.WARNING else f"[red]{record.levelname.lower()}[/red] "
@@ -33,10 +37,14 @@ class ReadableHandler(logging.Handler):
 
 def readable_job_manager_logs(say: Callable[[str], None]) -> None:
     """Replace the job manager's JSON log output by readable lines (for ``local up``)."""
-    import chalicelib.handlers  # noqa: F401  (configures the service logger once)
+    # Both configure the "neurocaas" logger when first imported (chalice only if it has no stdout handler
+    # yet, then at level ERROR): import them first so that what is set here stays.
+    import app  # noqa: F401
+    import chalicelib.handlers  # noqa: F401
 
     logger = logging.getLogger(SERVICE_LOGGER)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     logger.addHandler(ReadableHandler(say))
+    logger.setLevel(logging.INFO)
     logger.propagate = False
