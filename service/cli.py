@@ -23,8 +23,11 @@ errors = Console(stderr=True)
 
 
 @blueprint_app.command("check")
-def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json")) -> None:
-    """Validate a blueprint against the published schema and AWS's limits, naming every invalid key."""
+def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json"),
+                    local: bool = typer.Option(True, "--local/--no-local",
+                                               help="Also say what the local stack cannot honour.")) -> None:
+    """Validate a blueprint (and its declared parameters) against the published schema and AWS's limits,
+    naming every invalid key."""
     from chalicelib.blueprint import load_blueprint
     from chalicelib.exceptions import BlueprintError
     from service.deploy.plan import refusals
@@ -45,6 +48,20 @@ def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or s
     settings = blueprint.settings
     console.print(f"[green]✓[/green] {blueprint.name}: {settings.ami} on {', '.join(settings.instance_types_allowed)}; "
                   f"{len(blueprint.affiliates)} group(s)", highlight=False)
+    declared = (blueprint.parameters_schema or {}).get("properties")
+    if declared:
+        console.print(f"  parameters: {', '.join(declared)} (unknown keys and bad values are refused before anything "
+                      "starts)", highlight=False, markup=False)
+    else:
+        console.print("  parameters: not declared (add parameters.schema.json beside the blueprint so typos and bad "
+                      "values are refused before anything starts)", highlight=False, markup=False)
+    if local:
+        import os
+
+        from service.local.fidelity import local_stack_notes
+
+        for note in local_stack_notes(blueprint, os.cpu_count() or 1):
+            console.print(f"  [yellow]![/yellow] local stack: {note}", highlight=False)
 
 
 @blueprint_app.command("new")
