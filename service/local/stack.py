@@ -64,8 +64,9 @@ class LocalStackOptions:
     snapshot_seconds: float = 10.0
     log: Callable[[str], None] = print
     extra_environment: dict[str, str] = field(default_factory=dict)
-    # Start the instance runner only when serve_instances() is called (after the analyses are deployed,
-    # so that loading moto's EC2 does not slow down getting ready).
+    # Start the instance runner only when serve_instances() is called (after the analyses are deployed), and
+    # let it poll EC2 only from the first submission on: loading moto's EC2 takes seconds of CPU, which an
+    # idle stack then never spends (ready and stopped in about a second).
     defer_instances: bool = False
 
 
@@ -95,6 +96,7 @@ class LocalStack:
         self._session = boto3.session.Session()
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self._submitted = threading.Event()  # a submit or cancel event has arrived
 
     # --- life cycle -----------------------------------------------------------------------------
     @property
@@ -163,6 +165,9 @@ class LocalStack:
         lost = runner.recover()
         if lost:
             self.options.log(f"{lost} dataset(s) interrupted by the last stop marked FAILED")
+        if self.options.defer_instances:
+            while not self._submitted.wait(0.5) and not self.stopping.is_set():
+                pass
         if not self.stopping.is_set():
             self.runner = runner
             runner.start()
@@ -297,6 +302,7 @@ class LocalStack:
         if records is None:  # s3:TestEvent when notifications are configured
             return done()
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        self._submitted.set()
         for record in records:
             key = unquote_plus(record["s3"]["object"]["key"])
             handler = chalice_app.on_cancel if key.endswith(CANCEL_SUFFIX) else chalice_app.on_submit
