@@ -87,3 +87,30 @@ def test_a_busy_port_is_one_line_and_an_exit(tmp_path: Path) -> None:
     assert result.stderr.strip() == (f"✗ Cannot listen on 127.0.0.1:{port}: something else is listening there. "
                                      "Choose another with --port (--port 0 picks a free one).")
     assert not (tmp_path / "connection.json").exists()
+
+
+def test_a_new_blueprint_is_served_without_a_restart(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from service.cli_local import BlueprintWatcher, default_blueprints
+    from service.local.stack import LocalStack, LocalStackOptions
+
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "echo_analysis", project / "blueprints" / "echo")
+    monkeypatch.chdir(project)
+    with LocalStack(LocalStackOptions(state_dir=tmp_path / "state", log=lambda _: None)) as stack:
+        watcher = BlueprintWatcher(stack, default_blueprints(), watch_folder=True)
+        assert not watcher.check()  # nothing new
+        second = project / "blueprints" / "second"
+        shutil.copytree(FIXTURES / "echo_analysis", second)
+        document = json.loads((second / "stack_config_template.json").read_text())
+        document["PipelineName"] = "second-analysis"
+        (second / "stack_config_template.json").write_text(json.dumps(document))
+        (project / "blueprints" / "broken").mkdir()
+        (project / "blueprints" / "broken" / "stack_config_template.json").write_text("{")
+
+        assert watcher.check()
+        assert "second-analysis" in stack.served
+        assert "lab/submissions/" in {o["Key"] for o in stack.client("s3").list_objects_v2(
+            Bucket="second-analysis").get("Contents", ())}
+        assert not watcher.check()  # the broken one was reported once, not deployed
