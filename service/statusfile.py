@@ -1,12 +1,15 @@
-"""Reading a dataset's status file whatever wrote it: this project's remote side, NeuroCAAS's
-scripts, neurocaas_contrib, or a person (CONTRACT section 5). Nothing in it may crash a reader."""
+"""What the CLI shows of a dataset's status file, whatever wrote it: this project's remote side,
+NeuroCAAS's scripts, neurocaas_contrib, or a person (CONTRACT section 5). The state and reason are
+read by the job record's own rules (:mod:`chalicelib.jobstate.statusfile`); the times and output
+lines, which only the CLI shows, here. Nothing in a status file may crash a reader."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from chalicelib.jobstate.statusfile import parse, reason_of, state_of
 
 MISSING_TIMES = {"", "n/a", "na", "none", "null", "-"}
 
@@ -77,18 +80,14 @@ def read_status(body: bytes | str | None) -> DatasetStatus:
     """A status file's body as a :class:`DatasetStatus`; anything unreadable is an empty one."""
     if body is None:
         return DatasetStatus()
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return DatasetStatus()
-    if not isinstance(document, dict):
-        return DatasetStatus()
+    document = parse(body.encode() if isinstance(body, str) else body)
     output = _lines(document.get("std"))
     for key in ("stdout", "stderr"):
         output += _lines(document.get(key))
+    state = state_of(document)
     return DatasetStatus(
-        status=_text(document.get("status")).strip().upper(),
-        reason=_text(document.get("reason")),
+        status=state.value if state else _text(document.get("status")).strip().upper(),
+        reason=reason_of(document),
         command=_text(document.get("command")),
         job_start=_time(document.get("job_start")),
         job_finish=_time(document.get("job_finish")),

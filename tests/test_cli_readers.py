@@ -25,11 +25,12 @@ REF = JobRef(BUCKET, "grp", "2026-11-25T10-00-00", BUCKET, PREFIX)
 
 
 @pytest.mark.parametrize("document, status, reason, output", [
-    ({"status": "FAILED", "reason": ["line one", "line two"], "job_finish": "N/A"}, "FAILED", "line one; line two", []),
+    ({"status": "FAILED", "reason": ["line one", "line two"], "job_finish": "N/A"}, "FAILED", "line one line two", []),
     ({"status": "FAILED", "reason": 3, "job_start": "2026-11-25 10:00:00"}, "FAILED", "3", []),
     ({"status": "IN PROGRESS", "stdout": "a\nb", "stderr": ["oops"]}, "IN PROGRESS", "", ["a", "b", "oops"]),
     ({"status": "SUCCESS", "std": {"1": "second", "0": "first", "10": "last"}}, "SUCCESS", "", ["first", "second", "last"]),
     ({"status": "success", "job_start": 1764064800, "job_finish": None}, "SUCCESS", "", []),
+    ({"status": "Completed"}, "SUCCESS", "", []),
     ({"job_start": "not a time", "job_finish": {"nested": 1}}, "", "", []),
 ])
 def test_status_files_of_any_writer_are_read(document, status, reason, output) -> None:

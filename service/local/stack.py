@@ -25,10 +25,12 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from chalicelib import handlers
-from chalicelib.awsclient import AWSClient
-from chalicelib.blueprint import AnalysisSettings, Blueprint
-from service import agentfile
 from chalicelib.analysiscard import CARD_KEY, AnalysisCard
+from chalicelib.awsclient import AWSClient
+from chalicelib.analysiscard import CARD_KEY, AnalysisCard
+from chalicelib.blueprint import AnalysisSettings, Blueprint
+from chalicelib.jobstate.markers import OPEN_PREFIX
+from service import agentfile
 from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
 from service.local.lock import StateLock, check_port_free
@@ -96,7 +98,8 @@ class LocalStack:
         self._session = boto3.session.Session()
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
-        self._submitted = threading.Event()  # a submit or cancel event has arrived
+        # There is work for EC2: a submit or cancel event arrived, or jobs were open when the stack started.
+        self._work = threading.Event()
 
     # --- life cycle -----------------------------------------------------------------------------
     @property
@@ -152,7 +155,12 @@ class LocalStack:
 
     def serve_instances(self) -> None:
         """Start running launched instances. EC2 (moto's largest module, seconds to load) is made ready in the
-        background; instances launched meanwhile are picked up by the runner's first poll."""
+        background; instances launched meanwhile are picked up by the runner's first poll. Deferred, the
+        runner and the reaper wait for work: jobs still open from the last run, or the first submission."""
+        s3 = self.client("s3")
+        if any(s3.list_objects_v2(Bucket=bucket, Prefix=OPEN_PREFIX, MaxKeys=1).get("KeyCount")
+               for bucket in self.served):
+            self._work.set()
         self._spawn(self._start_instances, "instances")
 
     def _start_instances(self) -> None:
@@ -166,7 +174,7 @@ class LocalStack:
         if lost:
             self.options.log(f"{lost} dataset(s) interrupted by the last stop marked FAILED")
         if self.options.defer_instances:
-            while not self._submitted.wait(0.5) and not self.stopping.is_set():
+            while not self._work.wait(0.5) and not self.stopping.is_set():
                 pass
         if not self.stopping.is_set():
             self.runner = runner
@@ -302,7 +310,7 @@ class LocalStack:
         if records is None:  # s3:TestEvent when notifications are configured
             return done()
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        self._submitted.set()
+        self._work.set()
         for record in records:
             key = unquote_plus(record["s3"]["object"]["key"])
             handler = chalice_app.on_cancel if key.endswith(CANCEL_SUFFIX) else chalice_app.on_submit
@@ -337,6 +345,9 @@ class LocalStack:
         """The scheduled reaper, through the same Chalice handler as on AWS."""
         import app as chalice_app
 
+        if self.options.defer_instances:
+            while not self._work.wait(0.5) and not self.stopping.is_set():
+                pass
         while not self.stopping.wait(REAPER_SECONDS):
             event = {"version": "0", "id": "local-reaper", "detail-type": "Scheduled Event", "source": "aws.events",
                      "account": "123456789012", "time": datetime.now(timezone.utc).isoformat(), "region": REGION,
