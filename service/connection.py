@@ -45,7 +45,8 @@ class Connection:
         if self.credentials:
             keys = {"aws_access_key_id": self.credentials["AWS_ACCESS_KEY_ID"],
                     "aws_secret_access_key": self.credentials["AWS_SECRET_ACCESS_KEY"]}
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region, config=Config(retries={"mode": "standard", "max_attempts": 5}), **keys)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
+                            config=Config(retries={"mode": "standard", "max_attempts": 5}), **keys)
 
     @property
     def where(self) -> str:

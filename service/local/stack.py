@@ -27,7 +27,6 @@ from moto.server import ThreadedMotoServer
 from chalicelib import handlers
 from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from chalicelib.awsclient import AWSClient
-from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from chalicelib.blueprint import AnalysisSettings, Blueprint
 from chalicelib.jobstate.markers import OPEN_PREFIX
 from service import agentfile
@@ -235,7 +234,8 @@ class LocalStack:
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
         } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX)]})
         agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
-        s3.put_object(Bucket=bucket, Key=CARD_KEY, Body=AnalysisCard.of(settings, blueprint.parameters_schema).to_bytes(),
+        card = AnalysisCard.of(settings, blueprint.parameters_schema)
+        s3.put_object(Bucket=bucket, Key=CARD_KEY, Body=card.to_bytes(),
                       ContentType="application/json")
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
