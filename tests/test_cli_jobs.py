@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +207,14 @@ def test_a_group_member_without_bucket_wide_rights_can_still_submit_existing_key
     ref = client.submit(BUCKET, "lab", ["already.bin"], "already.json", job_id="member1")
 
     assert ref.prefix == f"lab/results/job__{BUCKET}_member1"
+
+
+def test_costs_show_job_ids_and_no_bogus_total(cli, tmp_path: Path) -> None:
+    data, config = files(tmp_path)
+    assert cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(config), "--job-id", "paid1", "--wait").exit_code == 0
+
+    shown = cli("costs", BUCKET, "-g", "lab")
+
+    assert shown.exit_code == 0, shown.output
+    assert "paid1" in shown.output and "job__" not in shown.output and "(all)" not in shown.output
+    assert re.search(r"paid1\s+1\s+\$", shown.output), shown.output  # one instance, its dollars
