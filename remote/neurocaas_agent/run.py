@@ -93,8 +93,7 @@ def run(bucket: str, dataset: str, resultpath: str, config: str, script: Optiona
     if code == 0:
         reporter.finished(SUCCESS, "")
     else:
-        reporter.finished(FAILED, f"The analysis exited with code {code}; its last output: "
-                                  f"`neurocaas logs JOB --dataset {label}`.")
+        reporter.finished(FAILED, f"The analysis exited with code {code}; see `std` for its last output.")
     print(f"NeuroCAAS remote: {client.requests} S3 requests in {time.monotonic() - started:.1f}s "
           f"({reporter.writes} status writes, {reporter.failures} failed)", file=sys.stderr)
     return code
