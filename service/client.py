@@ -233,13 +233,15 @@ class NeuroCAASClient:
             return None
 
     def statuses(self, ref: JobRef, record: JobRecord) -> dict[str, DatasetStatus]:
-        """Each dataset's status file, read whatever shape its writer gave it."""
+        """Each dataset's status file, read whatever shape its writer gave it; one not written yet reads
+        as job.json says (INITIALIZING, on its instance)."""
         found = {}
         for label, dataset in record.datasets.items():
             try:
                 body = self.s3.get_object(Bucket=ref.bucket, Key=dataset.status_key)["Body"].read()
             except ClientError:
-                body = None
+                found[label] = DatasetStatus(status=dataset.state.value, instance=dataset.instance_id or "")
+                continue
             found[label] = read_status(body)
         return found
 

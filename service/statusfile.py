@@ -19,6 +19,7 @@ class DatasetStatus:
     """What the CLI shows of one dataset."""
 
     status: str = ""
+    instance: str = ""
     reason: str = ""
     command: str = ""
     job_start: datetime | None = None
@@ -87,6 +88,7 @@ def read_status(body: bytes | str | None) -> DatasetStatus:
     state = state_of(document)
     return DatasetStatus(
         status=state.value if state else _text(document.get("status")).strip().upper(),
+        instance=_text(document.get("instance")),
         reason=reason_of(document),
         command=_text(document.get("command")),
         job_start=_time(document.get("job_start")),

@@ -107,5 +107,5 @@ def test_statuses_tolerate_missing_and_foreign_files(client: NeuroCAASClient) ->
                          Body=json.dumps({"status": "FAILED", "reason": ["exit 3"], "stdout": "boom"}).encode())
     statuses = client.statuses(REF, job)
     assert statuses["a.tif"].reason == "exit 3" and statuses["a.tif"].output == ["boom"]
-    assert statuses["b.tif"].status == ""  # no status file yet: the table shows job.json's INITIALIZING
+    assert statuses["b.tif"].status == "INITIALIZING"  # no status file yet: as job.json says
     assert "INITIALIZING" in rendered(job_table(REF, job, statuses))

@@ -240,7 +240,7 @@ def test_a_dataset_without_a_status_file_reads_as_initializing(uploaded) -> None
 
     ref = JobRef(uploaded.settings.bucket_name, GROUP, JOB, uploaded.settings.bucket_name, uploaded.job_folder(JOB))
     [status] = NeuroCAASClient(Connection()).statuses(ref, record).values()  # type: ignore[arg-type]
-    assert status["status"] == "INITIALIZING" and status["instance"] == record.instance_ids[0]
+    assert status.status == "INITIALIZING" and status.instance == record.instance_ids[0]
 
 
 def test_the_reaper_ends_a_job_whose_events_were_all_lost_even_once_ec2_forgot_it(uploaded) -> None:
