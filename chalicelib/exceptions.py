@@ -22,7 +22,8 @@ class NeuroCAASError(Exception):
     """Base of every error the job manager reports to a user.
 
     ``label`` is the certificate's word for the kind of failure: ``AWS ERROR`` when the cloud
-    refused or failed, ``INTERNAL ERROR`` for everything the job manager itself refused.
+    refused or failed, ``SUBMISSION ERROR`` when what was submitted is refused (the user can fix
+    it), ``INTERNAL ERROR`` for a problem of the analysis's deployment or of the job manager.
     """
 
     label = "INTERNAL ERROR"
@@ -56,6 +57,7 @@ class SettingsError(NeuroCAASError):
 class SubmissionRefused(NeuroCAASError):
     """The submission is invalid; nothing is started. The message names what to fix."""
 
+    label = "SUBMISSION ERROR"
     step = Step.VALIDATION
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from chalicelib import awslimits, pricing
+from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from chalicelib.awsclient import AWSClient, InstanceInfo, ObjectMissing
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import AWSFailure, SettingsError, SubmissionRefused
@@ -89,7 +91,17 @@ def gather_inputs(aws: AWSClient, settings: AnalysisSettings, submission: Submis
             wants_disk = False  # the planner refuses it with the reason
         if wants_disk:
             image_root = aws.image_root(settings.ami)
-    return InputFacts(existing=existing, config_body=config_body, image_root=image_root)
+    return InputFacts(existing=existing, config_body=config_body, image_root=image_root,
+                      parameter_schema=parameter_schema(aws, settings.bucket_name))
+
+
+def parameter_schema(aws: AWSClient, bucket: str) -> dict[str, Any] | None:
+    """The parameters the analysis declares (in its card), or None when it declares none."""
+    try:
+        card = AnalysisCard.from_bytes(aws.get_object(ObjectRef(bucket, CARD_KEY)).body)
+    except ObjectMissing:
+        return None
+    return card.parameters if card else None
 
 
 def _dollars(value: object) -> float:

@@ -202,13 +202,22 @@ class JobManager:
 
     def _refuse_unclaimed(self, location: JobLocation, certificate: Certificate, error: NeuroCAASError,
                           key: str) -> Result:
-        """Refuse a submission that cannot own a job folder: write only its certificate."""
+        """Refuse a submission that cannot own a job folder: its certificate and a refused job.json
+        (named after the submit key), so that `neurocaas jobs` lists every refusal."""
+        group = location.prefix.split("/")[0]
         if not certificate.header:
-            certificate.header = self._header(certificate.started, "(unreadable)", location.prefix.split("/")[0], key)
-        certificate.fail(error, self.clock())
+            certificate.header = self._header(certificate.started, "(unreadable)", group, key)
+        now = self.clock()
+        certificate.fail(error, now)
         self.logger.info("submission refused", extra={"key": key, "reason": error.message})
+        record = JobRecord(job_id=location.prefix.rsplit("/", 1)[-1].removeprefix(job_name(self.settings.bucket_name, "")),
+                           analysis=self.settings.bucket_name, group=group, submit_key=key, submit_etag="",
+                           state=JobState.FAILED, reason=error.message, refused=True, created=certificate.started,
+                           updated=now, finished=now, analysis_version=self.analysis_version)
         try:
-            JobStore(self.aws, location).save_certificate(certificate)
+            store = JobStore(self.aws, location)
+            store.save_certificate(certificate)
+            store.save_record(record, now)
         except NeuroCAASError:
             self.logger.exception("could not write the refusal", extra={"key": key})
         return Result(Outcome.REFUSED, location=location, message=error.message)

@@ -6,6 +6,7 @@ Plans are values: they can be printed, compared and tested without AWS.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib import awslimits
 from chalicelib.paths import ObjectRef
@@ -27,6 +28,7 @@ class InputFacts:
     existing: frozenset[ObjectRef]
     config_body: bytes | None
     image_root: RootVolume | None = None
+    parameter_schema: dict[str, Any] | None = None  # the analysis's declared parameters, if any
 
 
 @dataclass(frozen=True)

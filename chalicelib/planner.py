@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from chalicelib import awslimits, bootscript, pricing
+from chalicelib.analysiscard import check_concurrency
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import BudgetExceeded, SubmissionRefused
 from chalicelib.parameters import Parameters, parse_parameters
@@ -34,7 +35,7 @@ def plan_job(
     """Decide everything about a job, or raise a :class:`SubmissionRefused` naming the problem."""
     _check_inputs_exist(submission, facts)
     assert facts.config_body is not None
-    parameters = parse_parameters(submission.config.key, facts.config_body)
+    parameters = parse_parameters(submission.config.key, facts.config_body, facts.parameter_schema)
     lifetime = lifetime_minutes(settings, parameters)
     root_volume = _root_volume(parameters, facts)
     work = _dataset_work(submission, parameters)
@@ -142,12 +143,7 @@ def _dataset_work(submission: Submission, parameters: Parameters) -> list[tuple[
 def check_budget(settings: AnalysisSettings, group: str, instance_type: str, budget: BudgetState,
                  estimated: float, instances: int) -> None:
     """Refuse work that would run more instances than allowed, exceed the vCPU quota or the budget."""
-    if budget.running_instances + instances > settings.deploy_limit:
-        raise BudgetExceeded(
-            f"This analysis may run {settings.deploy_limit} instance(s) at once; {budget.running_instances} "
-            f"are running and this job needs {instances}. Try again when running jobs have finished, "
-            "or submit fewer datasets."
-        )
+    check_concurrency(settings.deploy_limit, budget.running_instances, instances)
     headroom = budget.vcpus
     if headroom is not None and headroom.in_use + instances * headroom.per_instance > headroom.quota:
         room = max(int((headroom.quota - headroom.in_use) // max(headroom.per_instance, 1)), 0)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from chalicelib.analysiscard import check_instance_type
 from chalicelib.blueprint import AnalysisSettings
 from chalicelib.exceptions import SubmissionRefused, SubmitFileUnreadable
 from chalicelib.paths import JobLocation, ObjectRef, group_of, job_name
@@ -134,11 +135,7 @@ def parse_submission(document: dict[str, Any], submit_key: str, settings: Analys
         raise SubmissionRefused(f"`configname` {fields.configname!r} names a folder; name the parameter file itself.")
     _check_unique_basenames(datasets)
     instance_type = fields.instance_type or settings.instance_type
-    if instance_type not in settings.instance_types_allowed:
-        raise SubmissionRefused(
-            f"Instance type {instance_type!r} is not offered by this analysis. "
-            f"Choose one of: {', '.join(settings.instance_types_allowed)}."
-        )
+    check_instance_type(instance_type, settings.instance_types_allowed)
     name = job_name(settings.bucket_name, job_id)
     location = JobLocation.in_group(settings.bucket_name, group, name)
     if fields.resultpath:

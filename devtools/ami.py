@@ -243,7 +243,7 @@ class NeuroCAASAMI:
         if self.backend.image_state(ami_id) is None:
             raise DevToolsError(f"Image {ami_id} does not exist on the {self.backend.target} target.")
         update = gitops.update_blueprint(Path(self.config_fullpath), ami_id, message or "No message given.",
-                                         self.backend.blueprint_edits(self.blueprint, ami_id))
+                                         write_back=lambda: self.backend.write_back_image(self.blueprint, ami_id))
         self.blueprint = _load(Path(self.config_fullpath).parent)
         self.say(f"Blueprint updated: {update.old_ami} -> {update.new_ami} (commits {update.before[:8]}, "
                  f"{update.after[:8]}).")
@@ -259,7 +259,9 @@ class NeuroCAASAMI:
         self._load().commands.append(job)
         self._save()
         self.say(plan.describe())
-        self.say(f"Job {job.job_id} is running on {current.instance_id}; follow it with job_status().")
+        self.say(f"Job {job.job_id} is running on {current.instance_id}; follow it with "
+                 f"`neurocaas develop status {self.blueprint.path.parent if self.blueprint.path else 'BLUEPRINT'}` "
+                 "(job_status() in Python).")
         return job
 
     def submit_job(self, submitpath: str | Path) -> DevJob:

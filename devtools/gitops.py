@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,24 +56,29 @@ def edited(text: str, old_ami: str, new_ami: str, others: dict[str, str]) -> str
     return json.dumps(document, indent=len(indent.group(1)) if indent else 2, ensure_ascii=False) + "\n"
 
 
-def update_blueprint(path: Path, new_ami: str, message: str, others: dict[str, str] | None = None) -> BlueprintUpdate:
-    """Commit the blueprint as it is, write ``new_ami`` into ``Lambda.LambdaConfig.AMI``, commit again."""
+def update_blueprint(path: Path, new_ami: str, message: str, others: dict[str, str] | None = None,
+                     write_back: Callable[[], list[Path]] | None = None) -> BlueprintUpdate:
+    """Commit the blueprint (and its folder) as it is, write ``new_ami`` into ``Lambda.LambdaConfig.AMI`` and
+    what ``write_back`` writes (the image's files), commit again."""
     repository = repository_of(path)
     text = path.read_text()
     old_ami = str(json.loads(text)["Lambda"]["LambdaConfig"].get("AMI", ""))
     if old_ami == new_ami and not others:
         raise DevToolsError(f"The blueprint already uses {new_ami}; nothing to update.")
-    relative = str(path.resolve().relative_to(repository.resolve()))
-    git(repository, "add", "--", relative)
+    folder = str(path.parent.resolve().relative_to(repository.resolve()))
+    git(repository, "add", "-A", "--", folder)
     git(repository, "commit", "--allow-empty", "-q", "-m",
-        f"{path.parent.name}: blueprint before updating the AMI to {new_ami}\n\n{message}", "--", relative)
+        f"{path.parent.name}: blueprint before updating the AMI to {new_ami}\n\n{message}", "--", folder)
     before = git(repository, "rev-parse", "HEAD")
+    written = write_back() if write_back else []
     path.write_text(edited(text, old_ami, new_ami, others or {}))
     try:
         load_blueprint(path)
     except BlueprintError as error:
         path.write_text(text)
         raise DevToolsError(f"The updated blueprint would not be valid ({error.message}); it was left as it was.") from error
-    git(repository, "add", "--", relative)
-    git(repository, "commit", "-q", "-m", f"{path.parent.name}: AMI {old_ami} -> {new_ami}\n\n{message}", "--", relative)
+    outside = [p for p in written if not p.resolve().is_relative_to(path.parent.resolve())]
+    paths = [folder, *(str(p.resolve().relative_to(repository.resolve())) for p in outside)]
+    git(repository, "add", "-A", "--", *paths)
+    git(repository, "commit", "-q", "-m", f"{path.parent.name}: AMI {old_ami} -> {new_ami}\n\n{message}", "--", *paths)
     return BlueprintUpdate(before=before, after=git(repository, "rev-parse", "HEAD"), old_ami=old_ami, new_ami=new_ami)

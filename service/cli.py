@@ -1,4 +1,8 @@
-"""The ``neurocaas`` command line."""
+"""The ``neurocaas`` command line.
+
+Start-up stays fast (every ``--help`` under half a second): modules import only typer and rich at
+the top; what a command needs (boto3, moto, the blueprint schema) is imported when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from chalicelib.blueprint import load_blueprint
-from chalicelib.exceptions import BlueprintError
 from service import cli_deploy, cli_develop, cli_jobs, cli_local, cli_retry
-from service.stages import write_stage
+from service.failures import SafeGroup
 
-app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True)
+app = typer.Typer(help="NeuroCAAS: run neuroscience analyses in the cloud as a service.", no_args_is_help=True,
+                  cls=SafeGroup, pretty_exceptions_enable=False)
 blueprint_app = typer.Typer(help="Create and check analysis blueprints.", no_args_is_help=True)
 app.add_typer(blueprint_app, name="blueprint")
 console = Console()
@@ -20,8 +23,13 @@ errors = Console(stderr=True)
 
 
 @blueprint_app.command("check")
-def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json")) -> None:
-    """Validate a blueprint against the published schema and AWS's limits, naming every invalid key."""
+def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or stack_config_template.json"),
+                    local: bool = typer.Option(True, "--local/--no-local",
+                                               help="Also say what the local stack cannot honour.")) -> None:
+    """Validate a blueprint (and its declared parameters) against the published schema and AWS's limits,
+    naming every invalid key."""
+    from chalicelib.blueprint import load_blueprint
+    from chalicelib.exceptions import BlueprintError
     from service.deploy.plan import refusals
 
     try:
@@ -40,6 +48,20 @@ def blueprint_check(path: Path = typer.Argument(..., help="Blueprint folder or s
     settings = blueprint.settings
     console.print(f"[green]✓[/green] {blueprint.name}: {settings.ami} on {', '.join(settings.instance_types_allowed)}; "
                   f"{len(blueprint.affiliates)} group(s)", highlight=False)
+    declared = (blueprint.parameters_schema or {}).get("properties")
+    if declared:
+        console.print(f"  parameters: {', '.join(declared)} (unknown keys and bad values are refused before anything "
+                      "starts)", highlight=False, markup=False)
+    else:
+        console.print("  parameters: not declared (add parameters.schema.json beside the blueprint so typos and bad "
+                      "values are refused before anything starts)", highlight=False, markup=False)
+    if local:
+        import os
+
+        from service.local.fidelity import local_stack_notes
+
+        for note in local_stack_notes(blueprint, os.cpu_count() or 1):
+            console.print(f"  [yellow]![/yellow] local stack: {note}", highlight=False)
 
 
 @blueprint_app.command("new")
@@ -66,6 +88,10 @@ def blueprint_stage(
     project: Path = typer.Option(Path("."), help="The project folder holding .chalice/config.json"),
 ) -> None:
     """Write the analysis's Chalice stage (its Lambda environment) into .chalice/config.json."""
+    from chalicelib.blueprint import load_blueprint
+    from chalicelib.exceptions import BlueprintError
+    from service.stages import write_stage
+
     try:
         blueprint = load_blueprint(path)
     except BlueprintError as error:

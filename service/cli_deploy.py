@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from chalicelib.blueprint import Blueprint, load_blueprint
-from chalicelib.exceptions import BlueprintError
-from service.deploy import commands
-from service.deploy.awsstate import Clients, read_private_key
-from service.deploy.changes import Plan
-from service.deploy.commands import Outcome
 from service.deploy.exceptions import DeployError
+
+if TYPE_CHECKING:  # imported when a command runs: `neurocaas --help` must not pay for boto3
+    from chalicelib.blueprint import Blueprint
+    from service.deploy.awsstate import Clients
+    from service.deploy.changes import Plan
+    from service.deploy.commands import Outcome
 
 console = Console()
 errors = Console(stderr=True)
@@ -37,6 +37,9 @@ def fail(message: str) -> NoReturn:
 
 def blueprint_at(location: str, project: Path) -> Blueprint:
     """Load a blueprint from a path, or from ``blueprints/NAME`` in the project."""
+    from chalicelib.blueprint import load_blueprint
+    from chalicelib.exceptions import BlueprintError
+
     path = Path(location)
     if not path.exists() and (project / "blueprints" / location).exists():
         path = project / "blueprints" / location
@@ -62,6 +65,8 @@ def finished(outcome: Outcome) -> None:
 
 
 def clients_for(region: str | None) -> Clients:
+    from service.deploy.awsstate import Clients
+
     try:
         return Clients.create(region)
     except DeployError as error:
@@ -78,6 +83,9 @@ def register(app: typer.Typer) -> None:
         verbose: bool = VERBOSE,
     ) -> None:
         """Once per account and region: the instance role, security groups and SSH key analyses share."""
+        from service.deploy import commands
+        from service.deploy.awsstate import read_private_key
+
         clients = clients_for(region)
         try:
             outcome = commands.initialise(clients, ssh_cidr, plan, show=printer(verbose))
@@ -93,6 +101,8 @@ def register(app: typer.Typer) -> None:
     def deploy(blueprint: str = BLUEPRINT, plan: bool = PLAN, project: Path = PROJECT,
                verbose: bool = VERBOSE) -> None:
         """Create or update an analysis's bucket, groups, budgets and job manager; run twice, change nothing."""
+        from service.deploy import commands
+
         loaded = blueprint_at(blueprint, project)
         try:
             commands.check_blueprint(loaded)
@@ -106,6 +116,8 @@ def register(app: typer.Typer) -> None:
                 delete_data: bool = typer.Option(False, "--delete-data", help="Also delete the bucket and ALL its data."),
                 verbose: bool = VERBOSE) -> None:
         """Remove what deploy made (refused while jobs run); the bucket's data stays unless --delete-data."""
+        from service.deploy import commands
+
         loaded = blueprint_at(blueprint, project)
         try:
             finished(commands.destroy(clients_for(loaded.settings.region), loaded, project, plan, delete_data,
@@ -135,6 +147,8 @@ def register(app: typer.Typer) -> None:
     def users_list(blueprint: str = BLUEPRINT, group: str = typer.Argument(..., help="The group (AffiliateName)."),
                    project: Path = PROJECT) -> None:
         """The IAM users in a group."""
+        from service.deploy import commands
+
         loaded = blueprint_at(blueprint, project)
         try:
             found = commands.members(clients_for(loaded.settings.region), loaded, group)
@@ -145,6 +159,8 @@ def register(app: typer.Typer) -> None:
 
 def _members(blueprint: str, group: str, users: list[str], project: Path, plan: bool, remove: bool,
              create: bool = False) -> None:
+    from service.deploy import commands
+
     loaded = blueprint_at(blueprint, project)
     try:
         finished(commands.change_members(clients_for(loaded.settings.region), loaded, group, users, remove=remove,

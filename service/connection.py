@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
-from botocore.config import Config
-
 
 def default_state_dir() -> Path:
     """The local stack's state directory: $NEUROCAAS_HOME/local, by default ~/.neurocaas/local."""
@@ -25,7 +22,6 @@ def default_state_dir() -> Path:
 
 
 CONNECTION_FILE = "connection.json"
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
 class NotConnected(Exception):
@@ -41,14 +37,19 @@ class Connection:
     region: str | None
     analyses: tuple[str, ...] = ()
 
-    def client(self, service: str, config: Config | None = None) -> Any:
-        """A boto3 client; ``config`` adds to the standard retries (e.g. a longer read timeout)."""
+    def client(self, service: str, config: Any = None) -> Any:
+        """A boto3 client; ``config`` (a botocore Config) adds to the standard retries (e.g. a longer
+        read timeout). boto3 is imported here so that commands which need no AWS start fast."""
+        import boto3
+        from botocore.config import Config
+
+        retries = Config(retries={"mode": "standard", "max_attempts": 5})
         keys = {}
         if self.credentials:
             keys = {"aws_access_key_id": self.credentials["AWS_ACCESS_KEY_ID"],
                     "aws_secret_access_key": self.credentials["AWS_SECRET_ACCESS_KEY"]}
         return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
-                            config=RETRIES.merge(config) if config else RETRIES, **keys)
+                            config=retries.merge(config) if config else retries, **keys)
 
     @property
     def where(self) -> str:
@@ -76,16 +77,35 @@ def listening(endpoint: str) -> bool:
         return False
 
 
+def _aws() -> Connection:
+    """The user's AWS account, once its region and credentials are known to be configured."""
+    import boto3
+
+    session = boto3.Session()
+    if not session.region_name:
+        raise NotConnected("No AWS region is configured: run `aws configure` or `export AWS_DEFAULT_REGION=...` "
+                           "(or leave out --aws to use the local stack).")
+    if session.get_credentials() is None:
+        raise NotConnected("No AWS credentials were found: run `aws configure` or set AWS_PROFILE "
+                           "(or leave out --aws to use the local stack).")
+    return Connection(endpoint=None, credentials={}, region=session.region_name)
+
+
 def connect(aws: bool = False, state_dir: Path | None = None) -> Connection:
     """The local stack if one is running (default), else AWS when asked; otherwise NotConnected."""
     if aws or os.environ.get("NEUROCAAS_TARGET") == "aws":
-        return Connection(endpoint=None, credentials={}, region=None)
+        return _aws()
     path = (state_dir or default_state_dir()) / CONNECTION_FILE
     if not path.exists():
         raise NotConnected(
             "No local stack is running. Start one with `neurocaas local up` (or use --aws for your AWS account)."
         )
-    document = json.loads(path.read_text())
+    try:
+        document = json.loads(path.read_text())
+        document["endpoint"], document["credentials"], document["region"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NotConnected(f"{path} is not a connection file of `neurocaas local up`; delete it and start the "
+                           "local stack again.") from None
     if not listening(document["endpoint"]):
         raise NotConnected(
             f"The local stack at {document['endpoint']} is not answering. Start it with `neurocaas local up`."

@@ -13,15 +13,43 @@ from chalicelib.monitor.legacy import is_record_key, parse_legacy
 
 
 @dataclass
-class Spend:
-    """Dollars spent (stopped instances) and running now (estimated so far), what Spot capacity saved
-    against on-demand, and the jobs behind them."""
+class JobSpend:
+    """One job's dollars: its stopped instances, its running ones so far, and what Spot saved."""
 
     spent: float = 0.0
     running: float = 0.0
     saved: float = 0.0
     instances: int = 0
-    jobs: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+@dataclass
+class Spend:
+    """A group's dollars spent (stopped instances) and running now (estimated so far), what Spot
+    capacity saved against on-demand, by job id."""
+
+    spent: float = 0.0
+    running: float = 0.0
+    saved: float = 0.0
+    instances: int = 0
+    jobs: dict[str, JobSpend] = field(default_factory=lambda: defaultdict(JobSpend))
+
+    def add(self, job: str, dollars: float, running: bool = False, saved: float = 0.0) -> None:
+        item = self.jobs[job]
+        self.saved += saved
+        item.saved += saved
+        if running:
+            self.running += dollars
+            item.running += dollars
+        else:
+            self.spent += dollars
+            item.spent += dollars
+        self.instances += 1
+        item.instances += 1
+
+
+def job_id_of(folder_name: str, analysis: str) -> str:
+    """``job__{analysis}_{id}`` -> ``id`` (other names are shown as they are)."""
+    return folder_name.removeprefix(f"job__{analysis}_") or folder_name
 
 
 LEGACY_JOB = "(NeuroCAAS, no job recorded)"
@@ -60,24 +88,12 @@ def spend_by_group(s3: Any, bucket: str, group: str | None = None, now: datetime
     history_prefix = f"logs/{group}/" if group else "logs/"
     history = _read(s3, bucket, history_prefix, skip="logs/active/")
     for record in history.records:
-        spend = groups[record.group]
-        spend.spent += record.cost
-        spend.saved += record.saving
-        spend.instances += 1
-        spend.jobs[record.job] += record.cost
+        groups[record.group].add(job_id_of(record.job, bucket), record.cost, saved=record.saving)
     for group_name, job, dollars in history.legacy:
-        spend = groups[group_name]
-        spend.spent += dollars
-        spend.instances += 1
-        spend.jobs[job] += dollars
+        groups[group_name].add(job_id_of(job, bucket), dollars)
     for record in _read(s3, bucket, "logs/active/").records:
         if group and record.group != group:
             continue
         closed = record.closed(now)
-        so_far = closed.cost
-        spend = groups[record.group]
-        spend.running += so_far
-        spend.saved += closed.saving
-        spend.instances += 1
-        spend.jobs[record.job] += so_far
+        groups[record.group].add(job_id_of(record.job, bucket), closed.cost, running=True, saved=closed.saving)
     return dict(groups)

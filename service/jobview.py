@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.records import JobRecord
+from chalicelib.records import DatasetRecord, JobRecord
+from service.statusfile import DatasetStatus
 
 FINAL_DATASET_STATES = {"SUCCESS", "FAILED", "CANCELLED", "TIMED OUT"}
 
@@ -32,37 +33,24 @@ class DatasetView:
         return "" if self.elapsed_seconds is None else f"{self.elapsed_seconds:.0f}s"
 
 
-def elapsed_seconds(status: dict[str, Any], now: datetime | None = None) -> float | None:
-    """Seconds from the status file's start to its finish (or to now while it runs)."""
-    start = status.get("job_start")
-    if not start:
-        return None
-    end = status.get("job_finish")
-    try:
-        begun = datetime.fromisoformat(start)
-        finished = datetime.fromisoformat(end) if end and end != "N/A" else (now or datetime.now(timezone.utc))
-    except (TypeError, ValueError):
-        return None
-    return max((finished - begun).total_seconds(), 0.0)
-
-
-def dataset_views(record: JobRecord, statuses: dict[str, dict[str, Any]]) -> list[DatasetView]:
+def dataset_views(record: JobRecord, statuses: dict[str, DatasetStatus]) -> list[DatasetView]:
+    """One row per dataset: its status file's word (read by :mod:`service.statusfile`), else job.json's."""
     rows = []
+    now = datetime.now(timezone.utc)
     for label, dataset in record.datasets.items():
-        status = statuses.get(label, {})
-        reason = status.get("reason")
-        if isinstance(reason, list):  # NeuroCAAS's scripts write a list of lines
-            reason = reason[-1] if reason else ""
-        last = str(reason or status.get("command") or "")
+        status = statuses.get(label, DatasetStatus())
+        last = status.reason or status.command or (status.output[-1] if status.output else "")
+        elapsed = None
+        if status.job_start is not None:
+            elapsed = max(((status.job_finish or now) - status.job_start).total_seconds(), 0.0)
         rows.append(DatasetView(
-            label=label, state=str(status.get("status") or dataset.state.value),
-            instance=_instance(dataset), elapsed_seconds=elapsed_seconds(status), last_output=last[-200:],
-            cpu=status.get("cpu_usage"), memory=status.get("memory_usage"),
+            label=label, state=status.status or dataset.state.value, instance=_instance(dataset),
+            elapsed_seconds=elapsed, last_output=last[-200:], cpu=status.cpu, memory=status.memory,
         ))
     return rows
 
 
-def _instance(dataset: Any) -> str:
+def _instance(dataset: DatasetRecord) -> str:
     """The dataset's current instance, with its attempt number once it has been relaunched."""
     instance = dataset.instance_id or ""
     return f"{instance} (attempt {len(dataset.attempts)})" if len(dataset.attempts) > 1 else instance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,20 +98,75 @@ def test_cancel_stops_a_running_job(cli, tmp_path: Path) -> None:
     (lambda d, c: ([str(d.with_name("missing.bin"))], str(c), "lab", BUCKET), "No such file or folder"),
     (lambda d, c: ([str(d)], str(c), "nolab", BUCKET), "Unknown group 'nolab'"),
     (lambda d, c: ([str(d)], str(c), "lab", "no-such-analysis"), "Unknown analysis 'no-such-analysis'"),
-    (lambda d, c: ([str(d)], str(c.with_name("broken.json")), "lab", BUCKET), "cannot be read"),
+    (lambda d, c: ([str(d)], str(c.with_name("broken.json")), "lab", BUCKET), "does not parse at line 1, column 2"),
+    (lambda d, c: ([str(d)], str(c), "lab", BUCKET, "--instance-type", "p4d.24xlarge"),
+     "Instance type 'p4d.24xlarge' is not offered by this analysis. Choose one of: t2.micro"),
+    (lambda d, c: ([str(d)] * 21, str(c), "lab", BUCKET), "runs at most 20 instance(s) at once and this job needs 21"),
+    (lambda d, c: ([str(d)], str(c), "lab", BUCKET, "--job-id", "no/slashes"), "Job id 'no/slashes' is not usable"),
 ])
 def test_bad_input_is_one_clear_line_and_uploads_nothing(cli, home: Path, tmp_path: Path, change, message) -> None:
     data, config = files(tmp_path)
     (tmp_path / "broken.json").write_text("{not json")
-    datasets, config_arg, group, analysis = change(data, config)
+    datasets, config_arg, group, analysis, *options = change(data, config)
     before = bucket_keys(home)
 
-    result = cli("submit", analysis, *datasets, "-g", group, "-c", config_arg)
+    result = cli("submit", analysis, *datasets, "-g", group, "-c", config_arg, *options)
 
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
     assert bucket_keys(home) == before
+
+
+def test_a_used_job_id_is_refused_before_anything_is_written(cli, home: Path, tmp_path: Path) -> None:
+    data, config = files(tmp_path)
+    assert cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(config), "--job-id", "dup1").exit_code == 0
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"other data")
+    before = bucket_keys(home)
+
+    again = cli("submit", BUCKET, str(other), "-g", "lab", "-c", str(config), "--job-id", "dup1", "--wait")
+
+    assert again.exit_code == 1 and "Job id 'dup1' is already used" in again.output
+    assert "Submitted" not in again.output and bucket_keys(home) == before
+
+
+def test_a_typo_in_a_declared_parameter_is_refused_before_uploading(cli, home: Path, tmp_path: Path) -> None:
+    from chalicelib.analysiscard import CARD_KEY
+    from service.connection import connect
+
+    s3 = connect(state_dir=home / "local").client("s3")
+    card = s3.get_object(Bucket=BUCKET, Key=CARD_KEY)["Body"].read()
+    declared = {**json.loads(card), "parameters": {"type": "object", "additionalProperties": False,
+                                                    "properties": {"mode": {"enum": ["ok", "fail", "hang"]}}}}
+    s3.put_object(Bucket=BUCKET, Key=CARD_KEY, Body=json.dumps(declared).encode())
+    try:
+        data, _ = files(tmp_path)
+        typo, wrong = tmp_path / "typo.yaml", tmp_path / "wrong.yaml"
+        typo.write_text("mdoe: ok\n")
+        wrong.write_text("mode: fast\n")
+        before = bucket_keys(home)
+        refused = cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(typo))
+        invalid = cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(wrong))
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=CARD_KEY, Body=card)
+    assert refused.exit_code == 1 and "unknown parameter `mdoe` (did you mean `mode`?)" in refused.output
+    assert invalid.exit_code == 1 and "`mode`: 'fast' is not one of ['ok', 'fail', 'hang']" in invalid.output
+    assert bucket_keys(home) == before
+
+
+def test_a_job_the_job_manager_refuses_makes_submit_exit_nonzero_with_its_reason(cli, tmp_path: Path) -> None:
+    data, _ = files(tmp_path)
+    costly = tmp_path / "costly.json"
+    costly.write_text(json.dumps({"mode": "ok", "__duration__": 10_000_000}))
+
+    result = cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(costly), "--job-id", "costly1")
+
+    assert result.exit_code == 1, result.output
+    assert "Submitted job costly1" in result.output
+    assert "Job costly1 was refused: Group 'lab' has a budget of $100.00" in result.output
+    listing = cli("jobs", BUCKET, "-g", "lab")
+    assert "costly1" in listing.output and "FAILED" in listing.output
 
 
 def test_no_running_stack_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -151,3 +207,14 @@ def test_a_group_member_without_bucket_wide_rights_can_still_submit_existing_key
     ref = client.submit(BUCKET, "lab", ["already.bin"], "already.json", job_id="member1")
 
     assert ref.prefix == f"lab/results/job__{BUCKET}_member1"
+
+
+def test_costs_show_job_ids_and_no_bogus_total(cli, tmp_path: Path) -> None:
+    data, config = files(tmp_path)
+    assert cli("submit", BUCKET, str(data), "-g", "lab", "-c", str(config), "--job-id", "paid1", "--wait").exit_code == 0
+
+    shown = cli("costs", BUCKET, "-g", "lab")
+
+    assert shown.exit_code == 0, shown.output
+    assert "paid1" in shown.output and "job__" not in shown.output and "(all)" not in shown.output
+    assert re.search(r"paid1\s+1\s+\$", shown.output), shown.output  # one instance, its dollars

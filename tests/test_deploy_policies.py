@@ -99,6 +99,7 @@ def test_the_group_policy_is_neurocaas_pattern_with_its_bugs_fixed() -> None:
         *{(a, f"{folder}/{f}/*") for a in ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
           for f in ("inputs", "configs", "submissions")},
         *{(a, f"{folder}/{f}/*") for a in ("s3:GetObject", "s3:DeleteObject") for f in ("results", "configs")},
+        ("s3:GetObject", "arn:aws:s3:::spikes-test/analysis.json"),  # the analysis card, checked before uploading
     }
     listing, = [s for s in policy if "Condition" in s]
     assert listing["Action"] == ["s3:ListBucket"] and listing["Resource"] == ["arn:aws:s3:::spikes-test"]

@@ -42,9 +42,12 @@ def test_deploy_makes_what_the_issue_asks_for(account: Account) -> None:
 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="spikes-test")["Contents"]]
     assert sorted(keys) == sorted([*(f"{g}/{f}/" for g in ("alab", "blab") for f in naming.GROUP_FOLDERS),
-                                   agent.artifact_key()])
+                                   agent.artifact_key(), "analysis.json"])  # + the analysis card
     body = s3.get_object(Bucket="spikes-test", Key=agent.artifact_key())["Body"].read()
     assert hashlib.sha256(body).hexdigest() == agent.SHA256  # what the boot script will accept
+    card = json.loads(s3.get_object(Bucket="spikes-test", Key="analysis.json")["Body"].read())
+    assert card["instance_types"] == list(blueprint.settings.instance_types_allowed)
+    assert card["deploy_limit"] == blueprint.settings.deploy_limit
     assert all(s3.get_public_access_block(Bucket="spikes-test")["PublicAccessBlockConfiguration"].values())
     rules = s3.get_bucket_encryption(Bucket="spikes-test")["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"

@@ -107,6 +107,8 @@ def test_the_whole_developer_loop(stack: LocalStack, blueprint: Path, tmp_path: 
 
     # Save it, write it into the blueprint with a commit before and one after.
     head = git(blueprint, "rev-parse", "HEAD")
+    tuned = ANALYSIS + "# tuned on the development instance\n"
+    (workspace / "analysis.sh").write_text(tuned)
     ami = dev.create_image("echo analysis v2")
     assert dev.instance_saved and dev.ami_hist[-1]["ImageId"] == ami
     update = dev.update_blueprint(message="install the echo analysis")
@@ -116,8 +118,13 @@ def test_the_whole_developer_loop(stack: LocalStack, blueprint: Path, tmp_path: 
     assert "install the echo analysis" in git(blueprint, "log", "-1", "--format=%B", "HEAD~1")
     updated = load_blueprint(blueprint)
     assert updated.settings.ami == ami and git(blueprint, "status", "--porcelain") == ""
-    assert updated.local_image == stack.images[ami] == stack.state_dir / "images" / ami  # the saved workspace
-    assert (stack.images[ami] / "analysis.sh").read_text() == ANALYSIS
+    # The repository holds the image: the workspace's files are written into the blueprint's image folder and
+    # committed with it; nothing points into the state folder, and the runner's own files are not copied.
+    assert updated.local_image == blueprint / "image" and updated.document["LocalImage"] == "image"
+    assert (blueprint / "image" / "analysis.sh").read_text() == tuned
+    assert "image/analysis.sh" in git(blueprint, "show", "--name-only", "--format=", "HEAD")
+    assert not (blueprint / "image" / "neurocaas_remote").exists()
+    assert str(stack.state_dir) not in (blueprint / "stack_config_template.json").read_text()
 
     # A real job launched from the updated blueprint runs on the saved image.
     (workspace / "analysis.sh").unlink()  # only the saved image holds the analysis now

@@ -55,3 +55,62 @@ def test_local_up_serves_plain_s3_clients_and_keeps_state_when_stopped(tmp_path:
     assert not (tmp_path / "local" / "connection.json").exists()
     manifest = json.loads((tmp_path / "local" / "s3" / "s3-manifest.json").read_text())
     assert "lab/inputs/x.bin" in manifest["echo-analysis"]
+
+
+def up(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from service.cli import main; main()", "local", "up", "--port", str(port),
+               "--state-dir", str(state_dir), "--blueprint", str(FIXTURES / "echo_analysis")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_a_second_stack_on_the_same_state_folder_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    from service.local.stack import LocalStack, LocalStackOptions
+
+    with LocalStack(LocalStackOptions(state_dir=tmp_path, log=lambda _: None)):
+        second = up(tmp_path, 0)
+    assert second.returncode == 1
+    assert f"is in use by process {os.getpid()}" in second.stderr and "--state-dir" in second.stderr
+    assert "Traceback" not in second.stderr + second.stdout
+
+
+def test_a_busy_port_is_one_line_and_an_exit(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = up(tmp_path, port)
+    assert result.returncode == 1 and time.monotonic() - started < 30
+    assert result.stderr.strip() == (f"✗ Cannot listen on 127.0.0.1:{port}: something else is listening there. "
+                                     "Choose another with --port (--port 0 picks a free one).")
+    assert not (tmp_path / "connection.json").exists()
+
+
+def test_a_new_blueprint_is_served_without_a_restart(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from service.cli_local import BlueprintWatcher, default_blueprints
+    from service.local.stack import LocalStack, LocalStackOptions
+
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "echo_analysis", project / "blueprints" / "echo")
+    monkeypatch.chdir(project)
+    with LocalStack(LocalStackOptions(state_dir=tmp_path / "state", log=lambda _: None)) as stack:
+        watcher = BlueprintWatcher(stack, default_blueprints(), watch_folder=True)
+        assert not watcher.check()  # nothing new
+        second = project / "blueprints" / "second"
+        shutil.copytree(FIXTURES / "echo_analysis", second)
+        document = json.loads((second / "stack_config_template.json").read_text())
+        document["PipelineName"] = "second-analysis"
+        (second / "stack_config_template.json").write_text(json.dumps(document))
+        (project / "blueprints" / "broken").mkdir()
+        (project / "blueprints" / "broken" / "stack_config_template.json").write_text("{")
+
+        assert watcher.check()
+        assert "second-analysis" in stack.served
+        assert "lab/submissions/" in {o["Key"] for o in stack.client("s3").list_objects_v2(
+            Bucket="second-analysis").get("Contents", ())}
+        assert not watcher.check()  # the broken one was reported once, not deployed

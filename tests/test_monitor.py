@@ -174,7 +174,9 @@ def test_costs_per_group_and_job(job) -> None:
     assert mine.spent == pytest.approx(2 * T2_MICRO_HOURLY, rel=1e-2)
     assert mine.running == pytest.approx(2 * T2_MICRO_HOURLY, rel=1e-2)
     assert mine.instances == 2
-    assert dict(mine.jobs) == pytest.approx({f"job__{job.settings.bucket_name}_{JOB}": 4 * T2_MICRO_HOURLY}, rel=1e-2)
+    assert list(mine.jobs) == [JOB]  # the job id, not its folder name
+    assert mine.jobs[JOB].spent + mine.jobs[JOB].running == pytest.approx(4 * T2_MICRO_HOURLY, rel=1e-2)
+    assert mine.jobs[JOB].instances == 2
 
 
 def test_the_groups_spend_is_counted_once_and_read_by_the_budget_check(job) -> None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.blueprint.settings import AnalysisSettings
 from chalicelib.exceptions import BlueprintError
+from chalicelib.parameters import SCHEMA_FILE, check_schema
 
 BLUEPRINT_FILE = "stack_config_template.json"
 
@@ -71,13 +72,15 @@ class Blueprint(BaseModel):
     stage: str
     local_image: Path | None
     document: dict[str, Any]
+    parameters_schema: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
         return self.settings.bucket_name
 
     @classmethod
-    def from_document(cls, document: Any, path: Path | None = None) -> "Blueprint":
+    def from_document(cls, document: Any, path: Path | None = None,
+                      parameters_schema: dict[str, Any] | None = None) -> "Blueprint":
         problems = validate_blueprint(document)
         if problems:
             where = f" {path}" if path else ""
@@ -100,6 +103,7 @@ class Blueprint(BaseModel):
             stage=document.get("STAGE", "websubstack"),
             local_image=local_image,
             document=document,
+            parameters_schema=parameters_schema,
         )
 
 
@@ -118,4 +122,19 @@ def load_blueprint(location: str | Path) -> Blueprint:
         raise BlueprintError(
             f"The blueprint {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
         ) from exc
-    return Blueprint.from_document(document, path=path.resolve())
+    return Blueprint.from_document(document, path=path.resolve(), parameters_schema=_parameters_schema(path))
+
+
+def _parameters_schema(blueprint_file: Path) -> dict[str, Any] | None:
+    """The analysis's declared parameters (``parameters.schema.json`` beside the blueprint), if any."""
+    path = blueprint_file.parent / SCHEMA_FILE
+    if not path.exists():
+        return None
+    try:
+        schema = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BlueprintError(f"The parameter schema {path} is not valid JSON ({exc}).") from exc
+    problems = check_schema(schema)
+    if problems:
+        raise BlueprintError(f"The parameter schema {path} is not usable; fix these keys:", problems)
+    return schema

@@ -104,8 +104,9 @@ class DevBackend(Protocol):
     def image_state(self, ami: str) -> str | None:
         """``available``, ``pending``, ``failed``..., or None when the image does not exist."""
 
-    def blueprint_edits(self, blueprint: Blueprint, ami: str) -> dict[str, str]:
-        """Top-level blueprint keys to change besides the AMI when it is updated to ``ami``."""
+    def write_back_image(self, blueprint: Blueprint, ami: str) -> list[Path]:
+        """Make the repository hold what ``ami`` holds where the target allows it (the local stack: the
+        blueprint's image folder); returns the files changed, committed with the blueprint."""
 
     def run(self, request: RunRequest) -> dict[str, str]:
         """Start one dataset's boot script on the instance, in the background; returns a handle."""

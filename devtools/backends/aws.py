@@ -179,8 +179,8 @@ class AwsBackend:
         ))["ImageId"])
         return ami
 
-    def blueprint_edits(self, blueprint: Blueprint, ami: str) -> dict[str, str]:
-        return {}
+    def write_back_image(self, blueprint: Blueprint, ami: str) -> list[Path]:
+        return []  # an AMI lives in the account; the blueprint names it
 
     # --- commands -----------------------------------------------------------------------------
     def run(self, request: RunRequest) -> dict[str, str]:

@@ -32,6 +32,7 @@ from devtools.backends import (
 )
 from devtools.backends.ec2 import DEV_TAG, DevEC2, aws_call, launch_tags, view
 from devtools.exceptions import DevToolsError
+from devtools.writeback import write_back
 from devtools.images import ResolvedImage, image_code, retirement_note
 from service.connection import NotConnected, connect, default_state_dir
 from service.local.layout import boot_environment, lay_out, localise
@@ -207,12 +208,13 @@ class LocalBackend:
         self._register(ami, final)
         return ami
 
-    def blueprint_edits(self, blueprint: Blueprint, ami: str) -> dict[str, str]:
-        """A blueprint with ``LocalImage`` points it at the image's folder, which now holds what the AMI holds."""
-        folder = self._images().get(ami)
-        if blueprint.path is None or "LocalImage" not in blueprint.document or folder is None:
-            return {}
-        return {"LocalImage": os.path.relpath(folder, blueprint.path.parent)}
+    def write_back_image(self, blueprint: Blueprint, ami: str) -> list[Path]:
+        """The saved workspace is written into the blueprint's image folder (``LocalImage``), so that the
+        repository, not this machine's state folder, holds the image."""
+        saved = self._images().get(ami)
+        if blueprint.local_image is None or saved is None:
+            return []
+        return [blueprint.local_image] if write_back(saved, blueprint.local_image) else []
 
     # --- commands -----------------------------------------------------------------------------
     def run(self, request: RunRequest) -> dict[str, str]:

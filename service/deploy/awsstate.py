@@ -22,6 +22,7 @@ from botocore.exceptions import (
 )
 
 from chalicelib import awslimits
+from chalicelib.analysiscard import CARD_KEY
 from service.deploy import naming
 from service.deploy.exceptions import DeployError
 
@@ -177,6 +178,7 @@ class BucketState:
     encrypted: bool = False
     owner_enforced: bool = False
     folders: frozenset[str] = frozenset()
+    card: bytes | None = None  # the analysis card (analysis.json) as deployed
 
 
 @dataclass(frozen=True)
@@ -237,12 +239,13 @@ def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> Bucket
     ownership = (_get("reading the bucket's ownership", s3.get_bucket_ownership_controls, Bucket=bucket) or {}).get(
         "OwnershipControls", {}).get("Rules", [])
     folders = frozenset(m for m in markers if _get(f"reading s3://{bucket}/{m}", s3.head_object, Bucket=bucket, Key=m))
+    card = _get(f"reading s3://{bucket}/{CARD_KEY}", s3.get_object, Bucket=bucket, Key=CARD_KEY)
     return BucketState(
         exists=True, region=location.get("LocationConstraint") or "us-east-1",
         public_access_blocked=len(block) == 4 and all(block.values()),
         encrypted=any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules),
         owner_enforced=any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in ownership),
-        folders=folders,
+        folders=folders, card=card["Body"].read() if card else None,
     )
 
 

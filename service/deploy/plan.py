@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from chalicelib import agent, awslimits
+from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from chalicelib.blueprint import Blueprint
 from service import agentfile
 from service.deploy import naming, policies, rulebook
@@ -253,6 +254,13 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
                               "instances install it from there when their image lacks it", (
             Call("s3", "put_object", {"Bucket": bucket, "Key": agent.artifact_key(), "Body": agentfile.artifact(),
                                       "ContentType": "application/zip"}),)))
+    card = AnalysisCard.of(settings, blueprint.parameters_schema).to_bytes()
+    if state.bucket.card != card:
+        changes.append(Change(Action.CREATE if state.bucket.card is None else Action.UPDATE,
+                              f"analysis card s3://{bucket}/{CARD_KEY}",
+                              "instance types, the cap and the declared parameters, checked before uploading and at "
+                              "step 2", (Call("s3", "put_object", {"Bucket": bucket, "Key": CARD_KEY, "Body": card,
+                                                                    "ContentType": "application/json"}),)))
     changes += _role_changes(blueprint, state)
     if not state.queue_found:
         queue = naming.dead_letter_queue(naming.stage_name(bucket))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from chalicelib.analysiscard import CARD_KEY
 from chalicelib.blueprint import AnalysisSettings
 from service.deploy import naming
 from service.deploy.records import InitRecord
@@ -46,6 +47,8 @@ def group_policy(bucket: str, group: str) -> Policy:
          "Resource": [f"{folder}/inputs/*", f"{folder}/configs/*", f"{folder}/submissions/*"]},
         {"Sid": "ReadResultsAndConfigs", "Effect": "Allow", "Action": ["s3:GetObject", "s3:DeleteObject"],
          "Resource": [f"{folder}/results/*", f"{folder}/configs/*"]},
+        {"Sid": "ReadTheAnalysisCard", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"{_bucket(bucket)}/{CARD_KEY}"},
     )
 
 

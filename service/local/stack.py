@@ -25,12 +25,15 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from chalicelib import handlers
+from chalicelib.analysiscard import CARD_KEY, AnalysisCard
 from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings, Blueprint
+from chalicelib.jobstate.markers import OPEN_PREFIX
 from service import agentfile
 from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
 from service.local.layout import INTERRUPTION_FILE
+from service.local.lock import StateLock, check_port_free
 from service.local.persistence import S3Snapshot
 from service.local.runner import InstanceRunner
 
@@ -65,6 +68,10 @@ class LocalStackOptions:
     snapshot_seconds: float = 10.0
     log: Callable[[str], None] = print
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # Start the instance runner only when serve_instances() is called (after the analyses are deployed), and
+    # let it poll EC2 only from the first submission on: loading moto's EC2 takes seconds of CPU, which an
+    # idle stack then never spends (ready and stopped in about a second).
+    defer_instances: bool = False
 
 
 class LocalStack:
@@ -89,6 +96,12 @@ class LocalStack:
         self.runner: InstanceRunner | None = None
         self.handler_token: handlers.HandlerEnvironment | None = None
         self.resources = ExitStack()
+        self.lock = StateLock(self.state_dir)
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        # There is work for EC2: a submit or cancel event arrived, or jobs were open when the stack started.
+        self._work = threading.Event()
 
     # --- life cycle -----------------------------------------------------------------------------
     @property
@@ -96,15 +109,28 @@ class LocalStack:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                            config=Config(retries={"mode": "standard", "max_attempts": 3}))
+        """A client of this stack, made once per service (boto3 clients are thread-safe; making one
+        costs about 0.2 s of CPU, which dominated the stack's start-up)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.endpoint, region_name=REGION,
+                    aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    config=Config(retries={"mode": "standard", "max_attempts": 3},
+                                  max_pool_connections=HANDLER_CONCURRENCY * 4))
+            return self._clients[service]
 
     def start(self) -> "LocalStack":
         # moto keeps its state in module globals: two stacks in one process would share it.
         if LocalStack._live is not None:
             raise RuntimeError("A local stack is already running in this process; stop it first.")
+        self.lock.acquire()  # StackBusy: another stack keeps its state here
+        try:
+            check_port_free(self.port)
+        except Exception:
+            self.lock.release()
+            raise
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -113,25 +139,48 @@ class LocalStack:
         self.port = self.server.get_host_and_port()[1]
         # Start from the state directory alone, as a new server process would.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
+        try:
+            restored = self.snapshot.restore(self.client("s3"), REGION)
+            self._load_images()
+            if restored:
+                self.options.log(f"restored {restored} object(s) from {self.state_dir}")
+            self.handler_token = handlers.configure(self._settings_for, self._aws_for, lambda: list(self.served))
+        except BaseException:
+            self.stop()
+            raise
+        self._spawn(self._poll_submissions, "submit-events")
+        self._spawn(self._snapshot_periodically, "snapshots")
+        self._spawn(self._reap_periodically, "reaper")
+        if not self.options.defer_instances:
+            self.serve_instances()
+        return self
+
+    def serve_instances(self) -> None:
+        """Start running launched instances. EC2 (moto's largest module, seconds to load) is made ready in the
+        background; instances launched meanwhile are picked up by the runner's first poll. Deferred, the
+        runner and the reaper wait for work: jobs still open from the last run, or the first submission."""
         s3 = self.client("s3")
-        restored = self.snapshot.restore(s3, REGION)
-        self._load_images()
-        self.runner = InstanceRunner(
+        if any(s3.list_objects_v2(Bucket=bucket, Prefix=OPEN_PREFIX, MaxKeys=1).get("KeyCount")
+               for bucket in self.served):
+            self._work.set()
+        self._spawn(self._start_instances, "instances")
+
+    def _start_instances(self) -> None:
+        runner = InstanceRunner(
             LocalEC2(self.client("ec2"), REGION), self.client("s3"), state_dir=self.state_dir,
             images=self.images.get, analyses=lambda: set(self.served), environment=self.instance_environment(),
             slots=self.options.slots, minute_seconds=self.options.minute_seconds, log=self.options.log,
             on_state=self._state_changed,
         )
-        lost = self.runner.recover()
-        if restored or lost:
-            self.options.log(f"restored {restored} object(s) from {self.state_dir}; "
-                             f"{lost} dataset(s) interrupted by the last stop marked FAILED")
-        self.handler_token = handlers.configure(self._settings_for, self._aws_for, lambda: list(self.served))
-        self.runner.start()
-        self._spawn(self._poll_submissions, "submit-events")
-        self._spawn(self._snapshot_periodically, "snapshots")
-        self._spawn(self._reap_periodically, "reaper")
-        return self
+        lost = runner.recover()
+        if lost:
+            self.options.log(f"{lost} dataset(s) interrupted by the last stop marked FAILED")
+        if self.options.defer_instances:
+            while not self._work.wait(0.5) and not self.stopping.is_set():
+                pass
+        if not self.stopping.is_set():
+            self.runner = runner
+            runner.start()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -140,7 +189,8 @@ class LocalStack:
         if self.runner:
             self.runner.stop()
         try:
-            self.snapshot.save(self.client("s3"))
+            if self.server is not None and LocalStack._live is self:
+                self.snapshot.save(self.client("s3"))
         finally:
             if self.handler_token is not None:
                 handlers.release(self.handler_token)
@@ -148,6 +198,7 @@ class LocalStack:
                 self.server.stop()
             self.resources.close()
             LocalStack._live = None
+            self.lock.release()
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -187,6 +238,9 @@ class LocalStack:
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
         } for suffix in (SUBMIT_SUFFIX, CANCEL_SUFFIX, RETRY_SUFFIX)]})
         agentfile.upload(s3, bucket)  # what instances install when their image lacks it, as on AWS
+        card = AnalysisCard.of(settings, blueprint.parameters_schema)
+        s3.put_object(Bucket=bucket, Key=CARD_KEY, Body=card.to_bytes(),
+                      ContentType="application/json")
         if blueprint.local_image is not None:
             self.register_image(settings.ami, blueprint.local_image)
         created = provision(settings, iam=self.client("iam"), ec2=self.client("ec2"), region=REGION)
@@ -261,6 +315,7 @@ class LocalStack:
         if records is None:  # s3:TestEvent when notifications are configured
             return done()
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        self._work.set()
         for record in records:
             key = unquote_plus(record["s3"]["object"]["key"])
             handler = chalice_app.on_cancel if key.endswith(CANCEL_SUFFIX) \
@@ -337,6 +392,9 @@ class LocalStack:
         `neurocaas local interrupt` asked for)."""
         import app as chalice_app
 
+        if self.options.defer_instances:
+            while not self._work.wait(0.5) and not self.stopping.is_set():
+                pass
         while not self.stopping.wait(REAPER_SECONDS):
             self._take_interruption_requests()
             event = {"version": "0", "id": "local-reaper", "detail-type": "Scheduled Event", "source": "aws.events",

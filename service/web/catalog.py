@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +26,7 @@ class Analysis:
     description: str
     groups: tuple[str, ...]
     settings: AnalysisSettings | None
+    parameters_schema: dict[str, Any] | None = None
 
     @property
     def instance_types(self) -> tuple[str, ...]:
@@ -88,8 +90,13 @@ class Catalog:
         else:
             candidates = _top_folders(client, name)
         groups = tuple(g for g in candidates if _can_list(client, name, g))
+        if blueprint is not None:
+            schema = blueprint.parameters_schema
+        else:  # the analysis card the job manager checks against, as the CLI reads it
+            card = client.card(name)
+            schema = card.parameters if card else None
         return Analysis(name, describe(blueprint) if blueprint else "", groups,
-                        blueprint.settings if blueprint else None)
+                        blueprint.settings if blueprint else None, schema)
 
     def group(self, client: NeuroCAASClient, analysis: str, group: str) -> Analysis:
         """The analysis, if ``group`` is one of the groups this identity may use in it."""

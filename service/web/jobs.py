@@ -86,8 +86,8 @@ def dataset_log(client: NeuroCAASClient, ref: JobRef, label: str) -> str:
         raise UserError(f"Job {ref.job_id} has no dataset {label!r}.")
     output = client.instance_log(ref, label)
     if not output:
-        status = client.statuses(ref, record).get(label, {})
-        output = "\n".join(str(line) for line in (status.get("std") or {}).values())
+        status = client.statuses(ref, record).get(label)
+        output = "\n".join(status.output) if status else ""
     return output or "(no output yet)"
 
 

@@ -27,11 +27,12 @@ class Estimate:
 
 
 def check_parameters(analysis: Analysis, name: str, text: str) -> Parameters:
-    """The one parameter check the page makes (the job manager's own parsing of the file)."""
+    """The one parameter check the page makes: the job manager's own rule, against the parameters the
+    analysis declares."""
     if len(text.encode()) > MAX_PARAMETER_BYTES:
         raise ParameterProblem("The parameter file is larger than 1 MiB; parameter files hold settings, not data.")
     try:
-        return parse_parameters(name, text.encode())
+        return parse_parameters(name, text.encode(), analysis.parameters_schema)
     except SubmissionRefused as error:
         raise ParameterProblem(error.message) from None
 

@@ -60,19 +60,21 @@ def refusal_certificate(analysis: Analysis, submit_key: str = SUBMIT_KEY) -> str
     return analysis.get(f"{GROUP}/results/{refusal_job_name(BUCKET, submit_key)}/logs/certificate.txt")
 
 
-def assert_refused(analysis: Analysis, result: Result, certificate: str, *fragments: str) -> None:
+def assert_refused(analysis: Analysis, result: Result, certificate: str, *fragments: str,
+                   label: str = "SUBMISSION ERROR") -> None:
     assert result.outcome is Outcome.REFUSED, result
     assert analysis.instances() == []
     assert "Traceback" not in certificate
-    assert "INTERNAL ERROR." in certificate
+    assert f"{label}." in certificate, certificate
     for fragment in fragments:
         assert fragment in certificate, f"{fragment!r} not in certificate:\n{certificate}"
         assert fragment in result.message
 
 
-def assert_refused_job(analysis: Analysis, result: Result, *fragments: str, job_id: str = JOB) -> None:
+def assert_refused_job(analysis: Analysis, result: Result, *fragments: str, job_id: str = JOB,
+                       label: str = "SUBMISSION ERROR") -> None:
     """Refused under the job's own folder, with job.json saying FAILED and refused."""
-    assert_refused(analysis, result, analysis.certificate(job_id), *fragments)
+    assert_refused(analysis, result, analysis.certificate(job_id), *fragments, label=label)
     record = analysis.record(job_id)
     assert record["state"] == "FAILED" and record["refused"] is True
     assert record["reason"] == result.message

@@ -96,7 +96,7 @@ def test_a_budget_set_in_ssm_that_would_be_exceeded_is_refused(uploaded) -> None
 
     assert_refused_job(uploaded, result, f"Group {GROUP!r} has a budget of",
                        f"SSM parameter {parameter}", "this job an estimated")
-    assert "STEP 3/4 (Environment Setup): INTERNAL ERROR." in uploaded.certificate(JOB)
+    assert "STEP 3/4 (Environment Setup): SUBMISSION ERROR." in uploaded.certificate(JOB)
 
 
 def test_a_budget_in_ssm_that_is_not_a_number_is_a_configuration_error(uploaded) -> None:
@@ -105,7 +105,8 @@ def test_a_budget_in_ssm_that_is_not_a_number_is_a_configuration_error(uploaded)
 
     result = uploaded.submit(submit_doc(A))
 
-    assert_refused_job(uploaded, result, f"The budget in SSM parameter {parameter} is 'lots', not a number")
+    assert_refused_job(uploaded, result, f"The budget in SSM parameter {parameter} is 'lots', not a number",
+                       label="INTERNAL ERROR")
 
 
 def test_budgets_under_a_dollar_are_shown_with_enough_digits(uploaded) -> None:
@@ -133,8 +134,9 @@ def test_the_ssm_budget_overrides_maxcost(uploaded) -> None:
 def test_the_concurrency_cap_is_enforced(uploaded) -> None:
     result = uploaded.submit(submit_doc(A, B), deploy_limit=1)
 
-    assert_refused_job(uploaded, result, "This analysis may run 1 instance(s) at once",
-                       "0 are running and this job needs 2")
+    assert_refused_job(uploaded, result, "This analysis runs at most 1 instance(s) at once and this job needs 2",
+                       "Split it into jobs of at most 1 dataset(s)")
+    assert "running jobs" not in result.message
 
 
 def test_the_concurrency_cap_counts_running_instances(uploaded) -> None:

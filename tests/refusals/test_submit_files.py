@@ -36,7 +36,11 @@ def test_a_submit_file_that_is_not_json_is_refused_under_a_folder_named_after_it
 
     assert result.location.prefix == REFUSAL_FOLDER
     assert_refused(analysis, result, refusal_certificate(analysis), fragment, "submit again")
-    assert analysis.keys(f"{GROUP}/results/") == [f"{REFUSAL_FOLDER}/logs/certificate.txt"]
+    assert sorted(analysis.keys(f"{GROUP}/results/")) == [f"{REFUSAL_FOLDER}/logs/certificate.txt",
+                                                          f"{REFUSAL_FOLDER}/logs/job.json"]
+    listed = json.loads(analysis.get(f"{REFUSAL_FOLDER}/logs/job.json"))  # so `neurocaas jobs` lists it
+    assert listed["state"] == "FAILED" and listed["refused"] and listed["reason"] == result.message
+    assert listed["job_id"] == "_refused-submit.json"
 
 
 @pytest.mark.parametrize("document, kind", [
@@ -53,7 +57,10 @@ def test_a_submit_file_that_is_json_but_not_an_object_is_refused(analysis, docum
     assert_refused(analysis, result, certificate,
                    "must be a JSON object with dataname, configname and timestamp", f"holds {kind} instead")
     assert "NoneType" not in certificate and "holds a list" not in certificate
-    assert analysis.keys(f"{GROUP}/results/") == [f"{REFUSAL_FOLDER}/logs/certificate.txt"]
+    assert sorted(analysis.keys(f"{GROUP}/results/")) == [f"{REFUSAL_FOLDER}/logs/certificate.txt",
+                                                          f"{REFUSAL_FOLDER}/logs/job.json"]
+    listed = json.loads(analysis.get(f"{REFUSAL_FOLDER}/logs/job.json"))  # so `neurocaas jobs` lists it
+    assert listed["state"] == "FAILED" and listed["refused"] and listed["reason"] == result.message
 
 
 def test_the_certificate_of_an_unreadable_file_is_named_after_its_own_submit_key(analysis) -> None:
