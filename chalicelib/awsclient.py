@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from chalicelib.awslimits import CONDITIONAL_CONFLICT_CODES
 from chalicelib.exceptions import AWSFailure
 from chalicelib.paths import ObjectRef
 from chalicelib.plan import RootVolume
@@ -192,7 +193,7 @@ class AWSClient:
         try:
             return str(self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)["ETag"])
         except ClientError as error:
-            if _code(error) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            if _code(error) in (*CONDITIONAL_CONFLICT_CODES, "412", "409"):
                 raise PreconditionFailed(f"s3://{bucket}/{key}") from error
             raise _failure(f"writing s3://{bucket}/{key}", error) from error
         except BotoCoreError as error:

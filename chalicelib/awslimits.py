@@ -65,6 +65,36 @@ KEY_NAME = 255
 # --- S3 ---------------------------------------------------------------------------------------
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")  # dots allowed by S3, refused here
 OBJECT_KEY_BYTES = 1024
+# Multipart uploads (userguide/qfacts.html): every part but the last 5 MiB-5 GiB, part numbers
+# 1-10,000, ListParts answers 1,000 parts a page; one PutObject takes at most 5 GiB. moto refuses a
+# short part only when the upload is completed, and CompleteMultipartUpload may take minutes on AWS
+# (API_CompleteMultipartUpload.html), so callers give it a long read timeout.
+MULTIPART_MIN_PART = 5 * 1024 * 1024
+MULTIPART_MAX_PART = 5 * 1024 ** 3
+MULTIPART_MAX_PARTS = 10_000
+SINGLE_PUT_BYTES = 5 * 1024 ** 3
+LIST_PAGE_KEYS = 1000  # ListObjectsV2 and ListParts (API_ListObjectsV2.html), in UTF-8 binary key order
+# Behaviours moto does not reproduce, which the code relies on (userguide/conditional-writes.html):
+# - IfNoneMatch takes only "*"; a lost race answers 412 PreconditionFailed, or 409
+#   ConditionalRequestConflict for a concurrent conflicting write (retried). AWS decides it atomically;
+#   moto checks and writes without a lock (tests/weakaws.py makes it atomic again).
+# - GetObject of a missing key answers 403 AccessDenied, not 404, to a caller without s3:ListBucket
+#   (API_GetObject.html): the remote side treats that as "absent" and writes with IfNoneMatch.
+# - Event notifications carry keys URL-encoded, spaces as "+" (notification-content-structure.html).
+CONDITIONAL_CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict")
+
+# --- EC2 eventual consistency and Spot --------------------------------------------------------
+# DescribeInstances lags behind state changes (ec2/latest/devguide/eventual-consistency.html) and
+# lists a terminated instance for "usually less than one hour" (API_DescribeInstances.html): no
+# decision reads it alone (docs/JOBSTATE.md). A just-created instance profile may be refused by
+# RunInstances for a few seconds (IAM eventual consistency). SecurityGroups by name work only in the
+# default VPC, and a group name may not start with "sg-" (API_CreateSecurityGroup.html).
+# RunInstances ClientToken is idempotent for the same request (Run_Instance_Idempotency.html);
+# moto stores it but never deduplicates. Spot: MaxPrice above $0.001 (API_SpotMarketOptions.html),
+# DescribeSpotPriceHistory StartTime at most 90 days back, interruption warnings are best effort
+# two minutes ahead (spot-instance-termination-notices.html), so a lost instance is relaunched too.
+SECURITY_GROUP_NAME_PREFIX_FORBIDDEN = "sg-"
+SPOT_PRICE_HISTORY_DAYS = 90
 
 # --- SSM --------------------------------------------------------------------------------------
 PARAMETER_NAME = 1011  # the fully qualified name, "/" included, without the arn prefix
@@ -85,6 +115,9 @@ RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
                   2557, 2922, 3288, 3653)
 ASYNC_RETRIES = range(0, 3)
 ASYNC_EVENT_AGE = range(60, 21601)
+# Asynchronous invocations (invocation-async-error-handling.html) are retried twice, about 1 then 2
+# minutes after a failure, may be delivered twice or dropped when the function falls behind; an
+# on-failure destination record wraps the event in "requestPayload", a dead-letter queue gets it bare.
 UNRESERVED_CONCURRENCY = 100  # reserving may not leave less (lambda/latest/dg/configuration-concurrency.html)
 QUEUE_NAME = 80
 QUEUE_NAME_CHARS = re.compile(r"^[a-zA-Z0-9_-]+$")

@@ -52,6 +52,11 @@ class DatasetRecord(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     arguments: list[str] = Field(default_factory=list)  # (dataset, config) as the boot script gets them
 
+    @property
+    def earlier_instances(self) -> frozenset[str]:
+        """The instances of the dataset's earlier attempts (not the current one)."""
+        return frozenset(a.instance_id for a in self.attempts if a.instance_id != self.instance_id)
+
 
 class Relaunch(BaseModel):
     """What starting one dataset of the job again needs beyond the analysis's settings."""

@@ -185,9 +185,7 @@ def register(app: typer.Typer) -> None:
         if record is None or dataset not in record.datasets:
             names = ", ".join(record.datasets) if record and record.datasets else "none yet"
             fail(f"No dataset {dataset!r} in job {job} (datasets: {names}).")
-        output = client.instance_log(ref, dataset)
-        if not output:
-            output = "\n".join(client.statuses(ref, record)[dataset].output)
+        output = client.dataset_output(ref, record, dataset)
         console.rule(dataset)
         console.print(output or "(no output yet)", markup=False, highlight=False)
 

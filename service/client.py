@@ -17,6 +17,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.analysiscard import CARD_KEY, AnalysisCard, check_concurrency, check_instance_type
+from chalicelib.awslimits import CONDITIONAL_CONFLICT_CODES
 from chalicelib.exceptions import SubmissionRefused
 from chalicelib.parameters import parse_parameters
 from chalicelib.records import JobRecord, JobState
@@ -133,7 +134,7 @@ class NeuroCAASClient:
             self.s3.put_object(Bucket=analysis, Key=submit_key, Body=json.dumps(submit, indent=2).encode(),
                                ContentType="application/json", IfNoneMatch="*")
         except ClientError as error:
-            if _code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if _code(error) in (*CONDITIONAL_CONFLICT_CODES, "412"):
                 raise UserError(f"Job id {job_id!r} was taken while uploading; submit again with another "
                                 "--job-id.") from None
             raise
@@ -281,6 +282,15 @@ class NeuroCAASClient:
                 continue
             parts.append(text if exact or len(numbered) == 1 else f"--- {key[len(folder):]}\n{text}")
         return "\n".join(parts)
+
+    def dataset_output(self, ref: JobRef, record: JobRecord, label: str) -> str:
+        """What a dataset printed: the output its status file reports (NeuroCAAS's scripts keep the
+        analysis's output there rather than in the boot log), then its boot log; lines the boot log
+        already holds are not repeated."""
+        boot = self.instance_log(ref, label)
+        reported = self.statuses(ref, record).get(label)
+        lines = [line for line in (reported.output if reported else []) if line not in boot]
+        return "\n".join(part for part in ("\n".join(lines), boot) if part)
 
     def jobs(self, analysis: str, group: str) -> list[JobRecord]:
         self.check_analysis(analysis)

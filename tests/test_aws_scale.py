@@ -87,7 +87,8 @@ def test_100_analyses_in_one_account_plan_valid_requests_and_fit_the_account(acc
         rules |= {name for kind, name in naming.chalice_names(stage) if kind == "EventBridge rule"}
         groups |= {naming.iam_group_name(bucket, a) for a in ("lab-one", "lab-two")}
     # distinct names although the buckets share their first 21 characters, and within the default quotas
-    assert len(roles) == 500 and len(rules) == 200 and len(groups) == 200
+    functions, events = len(naming.LAMBDA_HANDLERS), len(naming.EVENT_HANDLERS)
+    assert len(roles) == 100 * (functions + 1) and len(rules) == 100 * events and len(groups) == 200
     assert len(roles) <= 1000 and len(rules) <= 300 and len(groups) <= 300
 
 
@@ -131,3 +132,13 @@ def test_a_group_name_longer_than_a_tag_value_still_launches_with_tags_that_fit(
     assert plan.tags["group"] == awslimits.tag_value(group) and len(plan.tags["group"]) == awslimits.TAG_VALUE
     [batch] = plan.batches
     assert awslimits.check_call("ec2", "run_instances", run_instances_request(plan, batch)) == []
+
+
+def test_the_rule_name_budget_counts_every_eventbridge_handler_of_the_app() -> None:
+    """A new on_cw_event/schedule handler in app.py makes a longer rule name: the stage limit must know it."""
+    import app
+
+    scheduled = {e.name for e in app.app.event_sources if type(e).__name__ in ("CloudWatchEventConfig",
+                                                                              "ScheduledEventConfig")}
+    assert scheduled == set(naming.EVENT_HANDLERS)
+    assert set(naming.LAMBDA_HANDLERS) == {e.name for e in app.app.event_sources}

@@ -153,7 +153,7 @@ class Reconciler:
         now = self.clock()
         for label, dataset in record.datasets.items():
             document = facts.statuses.get(dataset.status_key, {})
-            if not statusfile.belongs(document, dataset.instance_id):
+            if not statusfile.belongs(document, dataset.instance_id, dataset.earlier_instances):
                 document = {}  # an earlier attempt's report: the relaunched instance has not reported yet
             state = statusfile.state_of(document) or DatasetState.INITIALIZING
             if state not in FINAL and dataset.instance_id in ended:
@@ -165,7 +165,7 @@ class Reconciler:
                 reason = f"Cancelled by {facts.cancelled_by}." if facts.cancelled_by else LOST_INSTANCE
                 _, document = statusfile.finish_from_outside(
                     self.aws, bucket, dataset.status_key, final, reason, input_key=dataset.input,
-                    instance=dataset.instance_id, at=now)
+                    instance=dataset.instance_id, at=now, earlier=dataset.earlier_instances)
                 facts.statuses[dataset.status_key], facts.modified[dataset.status_key] = document, now
                 state = statusfile.state_of(document) or final
             states[label] = state
@@ -230,7 +230,7 @@ class Reconciler:
 
     def _line(self, name: str, dataset: DatasetRecord, state: DatasetState, facts: Facts, record: JobRecord) -> str:
         document = facts.statuses.get(dataset.status_key)
-        if document is not None and not statusfile.belongs(document, dataset.instance_id):
+        if document is not None and not statusfile.belongs(document, dataset.instance_id, dataset.earlier_instances):
             document = None
         if document is None:
             moment = record.started or record.created

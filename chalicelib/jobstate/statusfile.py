@@ -8,6 +8,7 @@ person: every reader here accepts their shapes (``reason`` as a list or a number
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -45,12 +46,12 @@ def state_of(document: dict[str, Any]) -> DatasetState | None:
     return ALIASES.get(raw)
 
 
-def belongs(document: dict[str, Any], instance_id: str | None) -> bool:
-    """Whether a status document is the report of ``instance_id`` (the dataset's last attempt). One
-    an earlier attempt's instance wrote is not; one that names no instance (NeuroCAAS's scripts,
-    a person) is taken as the current attempt's."""
+def belongs(document: dict[str, Any], instance_id: str | None, earlier: Collection[str] = ()) -> bool:
+    """Whether a status document is the report of ``instance_id`` (the dataset's last attempt): it is
+    unless it names one of the ``earlier`` attempts' instances. Whatever else it names (nothing, a
+    stand-in id, NeuroCAAS's metadata lookup, a person) is taken as the current attempt's."""
     written_by = document.get("instance")
-    return instance_id is None or written_by in (None, "", "unknown") or written_by == instance_id
+    return instance_id is None or written_by == instance_id or written_by not in earlier
 
 
 def _text(value: Any) -> str:
@@ -84,7 +85,8 @@ def last_line_of(document: dict[str, Any]) -> str:
 
 
 def finish_from_outside(aws: AWSClient, bucket: str, key: str, state: DatasetState, reason: str, *,
-                        input_key: str, instance: str | None, at: datetime) -> tuple[bool, dict[str, Any]]:
+                        input_key: str, instance: str | None, at: datetime,
+                        earlier: Collection[str] = ()) -> tuple[bool, dict[str, Any]]:
     """Give a dataset a final state unless its status file already has one (a timeout, a cancel, a
     lost instance). Conditional on what was read, so an instance's own final report always wins.
     Returns whether this call wrote it, and the status document as it now stands."""
@@ -95,7 +97,7 @@ def finish_from_outside(aws: AWSClient, bucket: str, key: str, state: DatasetSta
             document, etag = parse(stored.body), stored.etag
         except ObjectMissing:
             document, etag = {}, None
-        if state_of(document) in FINAL and belongs(document, instance):
+        if state_of(document) in FINAL and belongs(document, instance, earlier):
             return False, document
         document.update(status=state.value, reason=reason, input=document.get("input") or input_key,
                         instance=instance or document.get("instance"), job_finish=at.isoformat())
@@ -136,5 +138,5 @@ def finish_instance_dataset(aws: AWSClient, analysis_bucket: str, instance_id: s
     for dataset in record.datasets.values():
         if dataset.instance_id == instance_id:
             wrote |= finish_from_outside(aws, bucket, dataset.status_key, state, reason, input_key=dataset.input,
-                                         instance=instance_id, at=at)[0]
+                                         instance=instance_id, at=at, earlier=dataset.earlier_instances)[0]
     return wrote

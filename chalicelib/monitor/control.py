@@ -64,7 +64,8 @@ def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str 
         dataset, instance_id = dataset_and_instance
         if dataset is not None:
             finish_from_outside(aws, bucket, dataset.status_key, DatasetState.CANCELLED, reason,
-                                input_key=dataset.input, instance=dataset.instance_id, at=now)
+                                input_key=dataset.input, instance=dataset.instance_id, at=now,
+                                earlier=dataset.earlier_instances)
         if instance_id is not None:
             close_instance(aws, record.analysis, marker, instance_id, now, "terminated by a cancel")
 

@@ -72,7 +72,7 @@ class Relauncher:
             document = parse(self.aws.get_object(ObjectRef(bucket, dataset.status_key)).body)
         except ObjectMissing:
             document = {}
-        if state_of(document) in FINAL and belongs(document, instance_id):
+        if state_of(document) in FINAL and belongs(document, instance_id, dataset.earlier_instances):
             return "its dataset has reported"
         launched = self.relaunch(folder, label, instance_id, LOST_WHY, record=record)
         return f"relaunched {label} on {launched.instance_id}" if launched else f"{label} not relaunched"

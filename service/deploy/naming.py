@@ -30,9 +30,10 @@ SSM_AGENT_POLICY = "neurocaas-ssm-agent"
 APP_NAME = "neurocaas"
 # The Chalice handlers in app.py; each is a Lambda function named neurocaas-{stage}-{handler}.
 LAMBDA_HANDLERS = ("on_submit", "on_cancel", "on_retry", "on_instance_state", "on_spot_interruption", "reaper")
-EVENT_HANDLERS = ("on_instance_state", "reaper")  # Chalice adds an EventBridge rule "{function}-event"
-# The longest stage whose derived names all fit: the longest is neurocaas-{stage}-on_instance_state-event.
-STAGE_LIMIT = awslimits.RULE_NAME - len(f"{APP_NAME}--on_instance_state-event")
+# Chalice adds an EventBridge rule "{function}-event" for each of these (app.py's on_cw_event/schedule).
+EVENT_HANDLERS = ("on_instance_state", "on_spot_interruption", "reaper")
+# The longest stage whose derived names all fit: the longest is neurocaas-{stage}-{longest handler}-event.
+STAGE_LIMIT = awslimits.RULE_NAME - max(len(f"{APP_NAME}--{handler}-event") for handler in EVENT_HANDLERS)
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 NAME_RULE = ("must be 3-63 lowercase letters, digits and dashes, starting and ending with a letter or "

@@ -84,10 +84,7 @@ def dataset_log(client: NeuroCAASClient, ref: JobRef, label: str) -> str:
     record = record_of(client, ref)
     if record is None or label not in record.datasets:
         raise UserError(f"Job {ref.job_id} has no dataset {label!r}.")
-    output = client.instance_log(ref, label)
-    if not output:
-        status = client.statuses(ref, record).get(label)
-        output = "\n".join(status.output) if status else ""
+    output = client.dataset_output(ref, record, label)
     return output or "(no output yet)"
 
 

@@ -14,12 +14,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import awslimits
 from service.client import UserError
 
 MIB = 1024 * 1024
-PART_SIZE = 8 * MIB            # S3: every part but the last is at least 5 MiB
-MAX_PARTS = 10_000             # S3: part numbers 1..10,000
-MAX_PART_SIZE = 5 * 1024 * MIB  # S3: a part is at most 5 GiB
+PART_SIZE = 8 * MIB  # above S3's least part (awslimits.MULTIPART_MIN_PART)
+MAX_PARTS = awslimits.MULTIPART_MAX_PARTS
+MAX_PART_SIZE = awslimits.MULTIPART_MAX_PART
 MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MIB  # S3: an object is at most 5 TiB
 MAX_KEY_BYTES = 1024           # S3: a key is at most 1,024 bytes of UTF-8
 FOLDERS = ("inputs", "configs")
