@@ -354,17 +354,19 @@ class LocalStack:
         assert self.runner is not None, "the stack is not running"
         now = datetime.now(timezone.utc)
         reclaim = 2 * self.options.minute_seconds
-        folder = self.runner.root / instance_id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / INTERRUPTION_FILE).write_text(json.dumps(
-            {"action": "terminate", "time": (now + timedelta(seconds=reclaim)).isoformat()}))
         import app as chalice_app
 
+        # The warning reaches the handler first: EC2 posts the event and the metadata notice together,
+        # and an analysis that stops as soon as it sees the notice must find its relaunch recorded.
         chalice_app.on_spot_interruption({
             "version": "0", "id": f"local-{instance_id}-interruption", "source": "aws.ec2",
             "detail-type": "EC2 Spot Instance Interruption Warning", "account": "123456789012",
             "time": now.isoformat(), "region": REGION, "resources": [],
             "detail": {"instance-id": instance_id, "instance-action": "terminate"}}, None)
+        folder = self.runner.root / instance_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / INTERRUPTION_FILE).write_text(json.dumps(
+            {"action": "terminate", "time": (now + timedelta(seconds=reclaim)).isoformat()}))
         timer = threading.Timer(reclaim, lambda: self.client("ec2").terminate_instances(InstanceIds=[instance_id]))
         timer.daemon = True
         timer.start()
