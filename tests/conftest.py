@@ -174,3 +174,15 @@ def echo_stack_home(home: Path) -> Iterator[Path]:
         stack.deploy(load_blueprint(FIXTURES / "echo_analysis"))
         write_connection(stack.state_dir, stack.endpoint, CREDENTIALS, REGION, ["echo-analysis"])
         yield home
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """A moto server on loopback for the module's tests, for code that talks to S3 over HTTP (the
+    remote side, the boot script, the local stand-ins)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    server.stop()

@@ -8,13 +8,11 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from chalicelib import agent, bootscript
 from service import agentfile
@@ -29,14 +27,6 @@ ANALYSIS = "boot-analysis"
 JOB = f"{GROUP}/results/job__{ANALYSIS}_1"
 NEUROCAAS_COMMAND = ('cd "$HOME"; neurocaas_remote/run_main.sh "{}" "{}" "{}" "{}" analysis.sh; '
                      '. neurocaas_remote/ncap_utils/workflow.sh; cleanup')
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    server.stop()
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from neurocaas_agent.core import Client
 from neurocaas_agent.interruption import InterruptionWatch, attempts_report, file_notice, metadata_notice
@@ -18,13 +16,10 @@ BUCKET, PREFIX = "results", "lab/results/job__x_1/process_results/checkpoints/a.
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+def endpoint(endpoint: str) -> str:
+    """The shared moto server (tests/conftest.py), with this module's bucket."""
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    return endpoint
 
 
 @pytest.fixture
