@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from chalicelib.analysiscard import CARD_KEY, AnalysisCard, check_concurrency, check_instance_type
 from chalicelib.awslimits import CONDITIONAL_CONFLICT_CODES
@@ -73,6 +73,9 @@ class NeuroCAASClient:
                 return
             known = ", ".join(self.connection.analyses) or "none"
             raise UserError(f"Unknown analysis {analysis!r} on {self.connection.where} (known: {known}).") from None
+        except ParamValidationError:  # the SDK checks bucket names itself: a name no analysis can have
+            known = ", ".join(self.connection.analyses) or "none"
+            raise UserError(f"{analysis!r} is not an analysis name (known: {known}).") from None
         except BotoCoreError as error:
             raise UserError(f"Cannot reach {self.connection.where}: {error}.") from None
 

@@ -57,6 +57,9 @@ def describe(error: BaseException) -> str:
             return (f"AWS denied {operation} to your identity ({code}). Your group may not do this: ask the "
                     "analysis developer for access, or check that your profile is the one they added.")
         return f"AWS refused {operation}: {code}: {details.get('Message', '')}".rstrip(": ")
+    if isinstance(error, boto.ParamValidationError):
+        return (f"neurocaas made a request the AWS SDK rejects ({error}). This is a defect of neurocaas: "
+                "run again with NEUROCAAS_DEBUG=1 and report what it prints.")
     if isinstance(error, boto.BotoCoreError):
         return f"AWS request failed: {error}."
     if isinstance(error, OSError) and error.strerror:

@@ -83,3 +83,18 @@ def test_a_defect_is_one_line_that_says_how_to_report_it(monkeypatch: pytest.Mon
         raise ZeroDivisionError("division by zero")
     monkeypatch.setattr("service.cli_jobs.client_for", broken)
     assert_one_line(runner.invoke(app, ["jobs", "x", "-g", "y"]), "NEUROCAAS_DEBUG=1")
+
+
+def test_a_name_no_bucket_can_have_is_not_an_analysis_and_sdk_rejections_are_defects() -> None:
+    """botocore refuses bad bucket names itself (ParamValidationError): a user's typo is named as such,
+    and any other SDK rejection is reported as a defect, never as "cannot reach"."""
+    from botocore.exceptions import ParamValidationError
+
+    from service.client import NeuroCAASClient, UserError
+    from service.connection import Connection
+    from service.failures import describe
+
+    client = NeuroCAASClient(Connection(endpoint="http://127.0.0.1:9", credentials={}, region="us-east-1"))
+    with pytest.raises(UserError, match="is not an analysis name"):
+        client.check_analysis("Not A_Bucket!")
+    assert "defect of neurocaas" in describe(ParamValidationError(report="Invalid type for parameter Key"))
