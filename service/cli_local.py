@@ -164,13 +164,13 @@ def register(app: typer.Typer) -> None:
         """Play EC2 reclaiming a Spot instance on the running local stack: the warning, the relaunch
         of its dataset, and the reclaim two (local) minutes later."""
         from service.connection import default_state_dir
-        from service.local.stack import LocalStack
+        from service.local.interruption import request
 
         folder = state_dir or default_state_dir()
         if not instance_id.startswith("i-") or "/" in instance_id:
             fail(f"{instance_id!r} is not an instance id (i-...).")
         if not (folder / "instances" / instance_id).exists():
             fail(f"The local stack in {folder} has run no instance {instance_id}.")
-        LocalStack.request_interruption(folder, instance_id)
+        request(folder, instance_id)
         console.print(f"Interruption of {instance_id} requested; watch it with `neurocaas status JOB`.",
                       highlight=False)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,9 @@ from chalicelib.awsclient import AWSClient
 from chalicelib.blueprint import AnalysisSettings, Blueprint
 from chalicelib.jobstate.markers import OPEN_PREFIX
 from service import agentfile
+from service.local import interruption
 from service.local.account import provision, validating_launches
 from service.local.instances import LocalEC2
-from service.local.layout import INTERRUPTION_FILE
 from service.local.lock import StateLock, check_port_free
 from service.local.persistence import S3Snapshot
 from service.local.runner import InstanceRunner
@@ -46,7 +46,6 @@ CANCEL_SUFFIX = "cancel.json"
 DELIVERY_ATTEMPTS = 3  # Lambda's asynchronous invocations: the first try and two retries
 RETRY_SECONDS = 60
 RETRY_SUFFIX = "retry.json"
-INTERRUPTION_REQUESTS = "interruptions"  # in the state directory: instance ids to interrupt
 
 
 @dataclass
@@ -348,46 +347,8 @@ class LocalStack:
             self.options.log(f"instance state handler failed: {error}")
 
     def interrupt(self, instance_id: str) -> threading.Timer:
-        """Play EC2 reclaiming a Spot instance: the instance's metadata announces it, the Spot
-        interruption warning reaches the same handler as on AWS, and two (scaled) minutes later
-        the instance is terminated. Returns the timer of that termination."""
-        assert self.runner is not None, "the stack is not running"
-        now = datetime.now(timezone.utc)
-        reclaim = 2 * self.options.minute_seconds
-        import app as chalice_app
-
-        # The warning reaches the handler first: EC2 posts the event and the metadata notice together,
-        # and an analysis that stops as soon as it sees the notice must find its relaunch recorded.
-        chalice_app.on_spot_interruption({
-            "version": "0", "id": f"local-{instance_id}-interruption", "source": "aws.ec2",
-            "detail-type": "EC2 Spot Instance Interruption Warning", "account": "123456789012",
-            "time": now.isoformat(), "region": REGION, "resources": [],
-            "detail": {"instance-id": instance_id, "instance-action": "terminate"}}, None)
-        folder = self.runner.root / instance_id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / INTERRUPTION_FILE).write_text(json.dumps(
-            {"action": "terminate", "time": (now + timedelta(seconds=reclaim)).isoformat()}))
-        timer = threading.Timer(reclaim, lambda: self.client("ec2").terminate_instances(InstanceIds=[instance_id]))
-        timer.daemon = True
-        timer.start()
-        return timer
-
-    @staticmethod
-    def request_interruption(state_dir: Path, instance_id: str) -> Path:
-        """Ask the stack running from ``state_dir`` (another process) to :meth:`interrupt` an instance."""
-        folder = state_dir / INTERRUPTION_REQUESTS
-        folder.mkdir(parents=True, exist_ok=True)
-        request = folder / instance_id
-        request.touch()
-        return request
-
-    def _take_interruption_requests(self) -> None:
-        for request in sorted((self.state_dir / INTERRUPTION_REQUESTS).glob("i-*")):
-            request.unlink(missing_ok=True)
-            try:
-                self.interrupt(request.name)
-            except Exception as error:
-                self.options.log(f"interruption of {request.name}: {error}")
+        """Play EC2 reclaiming a Spot instance (see :func:`service.local.interruption.interrupt`)."""
+        return interruption.interrupt(self, instance_id)
 
     def _reap_periodically(self) -> None:
         """The scheduled reaper, through the same Chalice handler as on AWS (and the interruptions
@@ -398,7 +359,7 @@ class LocalStack:
             while not self._work.wait(0.5) and not self.stopping.is_set():
                 pass
         while not self.stopping.wait(REAPER_SECONDS):
-            self._take_interruption_requests()
+            interruption.take_requests(self)
             event = {"version": "0", "id": "local-reaper", "detail-type": "Scheduled Event", "source": "aws.events",
                      "account": "123456789012", "time": datetime.now(timezone.utc).isoformat(), "region": REGION,
                      "resources": [], "detail": {}}
