@@ -10,9 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.jobstate.statusfile import parse, reason_of, state_of
-
-MISSING_TIMES = {"", "n/a", "na", "none", "null", "-"}
-
+from chalicelib.moments import parse_moment
 
 @dataclass(frozen=True)
 class DatasetStatus:
@@ -60,25 +58,6 @@ def _lines(value: Any) -> list[str]:
     return str(value).splitlines()
 
 
-def _time(value: Any) -> datetime | None:
-    """An ISO time, a "YYYY-MM-DD HH:MM:SS" time (UTC) or an epoch; "N/A" and the like are None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(value, timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            return None
-    text = str(value).strip()
-    if text.lower() in MISSING_TIMES:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def read_status(body: bytes | str | None) -> DatasetStatus:
     """A status file's body as a :class:`DatasetStatus`; anything unreadable is an empty one."""
     if body is None:
@@ -93,8 +72,8 @@ def read_status(body: bytes | str | None) -> DatasetStatus:
         instance=_text(document.get("instance")),
         reason=reason_of(document),
         command=_text(document.get("command")),
-        job_start=_time(document.get("job_start")),
-        job_finish=_time(document.get("job_finish")),
+        job_start=parse_moment(document.get("job_start")),
+        job_finish=parse_moment(document.get("job_finish")),
         output=[line for line in output if line],
         cpu=_text(document.get("cpu_usage")),
         memory=_text(document.get("memory_usage")),

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
+from chalicelib.moments import parse_moment
 from chalicelib.paths import ObjectRef
 
 READ_CONCURRENCY = 16
@@ -29,13 +30,8 @@ def summary_key(group: str) -> str:
 
 
 def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    """NeuroCAAS wrote its times as text; anything else counts as missing."""
+    return parse_moment(value) if isinstance(value, str) else None
 
 
 def legacy_cost(document: Any) -> float | None:
