@@ -42,10 +42,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 15 still open: after the merges the relaunched local instance is sometimes stopped with SIGTERM "
-    "when the interrupted one is reclaimed, so the dataset is relaunched a second time or fails; the same "
-    "cycle under moto (tests/test_spot.py) passes"))
 def test_an_injected_interruption_relaunches_from_the_checkpoint_and_status_shows_the_cycle(
         stack: LocalStack, tmp_path: Path) -> None:
     job = submit(stack, "cp1", "checkpoint", {"movie.bin": b"frames"}, __duration__=60)

@@ -14,7 +14,8 @@ from chalicelib import handlers
 from chalicelib.jobstate.markers import OpenJobs
 from chalicelib.monitor.costs import history_key, ledger_key
 from chalicelib.monitor.statechange import InstanceMonitor
-from chalicelib.recovery.relaunch import Relauncher
+from chalicelib.jobstate.markers import split_folder
+from chalicelib.recovery.relaunch import Relauncher, read_record
 from tests.conftest import GROUP, Analysis, submit_doc
 
 JOB = "2026-11-25T10-00-00"
@@ -179,6 +180,27 @@ def test_an_instance_lost_without_a_report_is_relaunched_on_demand_when_spot_is_
     assert [a["capacity"] for a in attempts] == ["on-demand", "on-demand"]
     assert "its instance stopped before the dataset reported a result" in attempts[1]["why"]
     assert "InstanceMarketOptions" not in cloud.requests[-1]
+
+
+def test_two_triggers_of_one_relaunch_leave_no_orphan_instance(cloud: Cloud) -> None:
+    # The warning and the instance's end both relaunch the dataset. On AWS the shared client token
+    # makes them one instance; where they differ (moto, or Spot refused to one of them) the launch
+    # that was not recorded is terminated.
+    cloud.submit("a.tif")
+    first = cloud.current("a.tif")
+    folder = f"s3://{cloud.settings.bucket_name}/{cloud.folder}"
+    seen_by_both = read_record(cloud.analysis.aws, *split_folder(folder))
+    relauncher = cloud.relauncher()
+
+    won = relauncher.relaunch(folder, "a.tif", first, "lost", record=seen_by_both)
+    lost = relauncher.relaunch(folder, "a.tif", first, "lost", record=seen_by_both)
+
+    assert won is not None and lost is None and len(cloud.requests) == 3
+    reservations = cloud.analysis.ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+    alive = {i["InstanceId"] for r in reservations for i in r["Instances"]}
+    assert alive == {first, won.instance_id}
+    assert [a["instance_id"] for a in cloud.record()["datasets"]["a.tif"]["attempts"]] == [first, won.instance_id]
 
 
 def test_a_report_from_an_earlier_attempt_does_not_finish_the_dataset(cloud: Cloud) -> None:

@@ -121,6 +121,9 @@ class Relauncher:
                           launched=now, why=f"{'retry' if retry else 'relaunch'} after {why}: {launched.why}")
         self._add_to_marker(record, folder, attempt)
         if not self._add_to_record(bucket, prefix, label, from_instance, attempt, why, retry):
+            # Another trigger relaunched the dataset first with a different instance (a Spot refusal
+            # in one and not the other; or moto, which ignores client tokens): this one is nobody's.
+            self.aws.terminate([launched.instance_id])
             return None
         self._announce(bucket, dataset, attempt, number, why)
         if not retry and self.aws.exists(ObjectRef(bucket, f"{prefix}/logs/cancel.json")):

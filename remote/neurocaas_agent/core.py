@@ -205,8 +205,10 @@ class Client:
             shutil.copyfileobj(response, sink, 1 << 20)
 
     def put(self, bucket: str, key: str, body: Body, *, length: Optional[int] = None,
-            headers: Optional[Dict[str, str]] = None) -> None:
-        self.request("PUT", bucket, key, body=body, length=length, headers=headers).close()
+            headers: Optional[Dict[str, str]] = None) -> str:
+        """Write an object; returns its new ETag (for a later If-Match)."""
+        with self.request("PUT", bucket, key, body=body, length=length, headers=headers) as response:
+            return response.headers.get("ETag", "")
 
     def upload(self, bucket: str, key: str, path: str) -> None:
         with open(path, "rb") as source:
@@ -237,9 +239,21 @@ def status_document(status: str, reason: str, input_key: str, command: str, std:
             "cpu_usage": None, "memory_usage": None, "std": {str(i): line for i, line in enumerate(std)}}
 
 
+def superseded(document: Any, instance: Optional[str]) -> bool:
+    """Whether a status document says a later attempt of the dataset replaced ``instance``: it lists
+    the dataset's attempts (a relaunch writes them) and this instance is one of them, not the last."""
+    attempts = document.get("attempts") if isinstance(document, dict) else None
+    if not instance or not isinstance(attempts, list) or not attempts:
+        return False
+    named = [a.get("instance") if isinstance(a, dict) else None for a in attempts]
+    return instance in named[:-1] and named[-1] != instance
+
+
 def finalize(client: Client, bucket: str, key: str, code: int, log: str, input_key: str, reason: str = "") -> bool:
-    """After the command: give the dataset its final state from the exit code unless it has one.
-    Returns whether it wrote (conditional on what it read, so a late report of the analysis wins)."""
+    """After the command: give the dataset its final state from the exit code unless it has one or a
+    relaunch has replaced this instance (an interrupted Spot instance powered off after its dataset
+    was started again elsewhere). Returns whether it wrote (conditional on what it read, so a late
+    report of the analysis wins)."""
     try:
         body, etag = client.get(bucket, key)
         current = json.loads(body.decode("utf-8", "replace"))
@@ -250,7 +264,7 @@ def finalize(client: Client, bucket: str, key: str, code: int, log: str, input_k
         current, condition = {}, {"If-None-Match": "*"}
     except ValueError:
         current, condition = {}, {}
-    if isinstance(current, dict) and is_final(current.get("status")):
+    if isinstance(current, dict) and (is_final(current.get("status")) or superseded(current, instance_id())):
         return False
     try:
         with open(log, errors="replace") as source:

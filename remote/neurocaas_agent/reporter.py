@@ -3,6 +3,11 @@
 Writes are throttled (at most one per interval, and only when something changed); the final one
 is never skipped: it is retried with backoff and, if it still cannot be made, said on stderr (the
 boot log), and the boot script's finalizer writes the final state from the exit code.
+
+One writer at a time: the first write is conditional on what the file holds (and made only if no
+later attempt of the dataset has replaced this instance), every later one on the reporter's own last
+write (If-Match). When someone else has written in between (a relaunch of the dataset after a Spot
+interruption warning, or the job manager ending it) the reporter stops: the file is theirs now.
 """
 
 from __future__ import annotations
@@ -15,7 +20,16 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Optional
 
-from neurocaas_agent.core import FINAL, STATUS_FILE, Client, S3Error, status_document, utcnow
+from neurocaas_agent.core import (
+    FINAL,
+    STATUS_FILE,
+    Client,
+    S3Error,
+    instance_id,
+    status_document,
+    superseded,
+    utcnow,
+)
 
 STD_LINES = 20
 IN_PROGRESS = "IN PROGRESS"
@@ -57,6 +71,8 @@ class StatusReporter:
         self.writes = 0
         self.failures = 0
         self.kept: Dict[str, Any] = {}  # keys of the status file to carry over (a relaunch's attempts)
+        self.etag: Optional[str] = None  # of this reporter's last write
+        self.replaced = False  # someone else has written the file since: it is no longer ours
         self._lock = threading.Lock()
 
     @staticmethod
@@ -94,6 +110,8 @@ class StatusReporter:
         for round_number in range(FINAL_ROUNDS):
             if self.flush():
                 return True
+            if self.replaced:
+                return False
             self.pause(10.0 * (round_number + 1))
         print(f"NeuroCAAS: the final state {state} could not be written to s3://{self.bucket}/{self.key}; "
               "the boot script will report the exit code instead.", file=sys.stderr)
@@ -101,18 +119,57 @@ class StatusReporter:
 
     # --- writing ------------------------------------------------------------------------------
     def flush(self) -> bool:
+        """Write the status file as it stands now; False when it was not written."""
+        if self.replaced:
+            return False
         with self._lock:
             self.dirty, self.last_flush = False, self.clock()
             document = status_document(self.state, self.reason, self.input_key, self.last_command, list(self.std),
                                        self.job_start, self.job_finish)
         cpu, memory = usage()
         document.update(cpu_usage=cpu, memory_usage=memory, **self.kept)
+        body = json.dumps(document, indent=2).encode()
         try:
-            self.client.put(self.bucket, self.key, json.dumps(document, indent=2).encode(),
-                            headers={"Content-Type": "application/json"})
+            return self._write(body)
         except S3Error as error:  # reporting must never kill the analysis
             self.failures += 1
             print(f"NeuroCAAS: could not report status ({error})", file=sys.stderr)
             return False
+
+    def _write(self, body: bytes) -> bool:
+        condition = self._condition() if self.etag is None else {"If-Match": self.etag}
+        if condition is None:
+            return False
+        try:
+            self.etag = self.client.put(self.bucket, self.key, body,
+                                        headers=dict(condition, **{"Content-Type": "application/json"})) or None
+        except S3Error as error:
+            if error.code == "PreconditionFailed" and self.etag is not None:
+                return self._stop("the status file was written by someone else")
+            if error.code == "NoSuchKey":
+                self.etag = None  # the file went: the next write looks again
+            raise  # a first write that lost a race, or a conflicting write in flight: tried again later
         self.writes += 1
         return True
+
+    def _condition(self) -> Optional[Dict[str, str]]:
+        """The first write's condition, from what the file holds; None when a later attempt owns it."""
+        try:
+            body, etag = self.client.get(self.bucket, self.key)
+        except S3Error as error:
+            if error.code not in ("NoSuchKey", "AccessDenied"):  # without s3:ListBucket, absent reads as denied
+                raise
+            return {"If-None-Match": "*"}
+        try:
+            current = json.loads(body.decode("utf-8", "replace"))
+        except ValueError:
+            current = None
+        if superseded(current, instance_id()):
+            self._stop("a later attempt of this dataset has replaced this instance")
+            return None
+        return {"If-Match": etag} if etag else {}
+
+    def _stop(self, why: str) -> bool:
+        self.replaced = True
+        print(f"NeuroCAAS: no longer reporting to s3://{self.bucket}/{self.key}: {why}.", file=sys.stderr)
+        return False
