@@ -78,6 +78,9 @@ LIST_PAGE_KEYS = 1000  # ListObjectsV2 and ListParts (API_ListObjectsV2.html), i
 # - IfNoneMatch takes only "*"; a lost race answers 412 PreconditionFailed, or 409
 #   ConditionalRequestConflict for a concurrent conflicting write (retried). AWS decides it atomically;
 #   moto checks and writes without a lock (tests/weakaws.py makes it atomic again).
+# - IfMatch needs s3:GetObject besides s3:PutObject on the key; moto checks no permission at all.
+#   The instance role has both on its results (service/deploy/policies.py), which the agent's
+#   status reporter relies on: it writes If-Match its own last ETag (remote/neurocaas_agent/reporter.py).
 # - GetObject of a missing key answers 403 AccessDenied, not 404, to a caller without s3:ListBucket
 #   (API_GetObject.html): the remote side treats that as "absent" and writes with IfNoneMatch.
 # - Event notifications carry keys URL-encoded, spaces as "+" (notification-content-structure.html).
