@@ -85,6 +85,14 @@ LIST_PAGE_KEYS = 1000  # ListObjectsV2 and ListParts (API_ListObjectsV2.html), i
 #   (API_GetObject.html): the remote side treats that as "absent" and writes with IfNoneMatch.
 # - Event notifications carry keys URL-encoded, spaces as "+" (notification-content-structure.html).
 CONDITIONAL_CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict")
+# PutBucketLifecycleConfiguration replaces the whole configuration (so deploy carries the bucket's
+# own rules over), at most 1,000 rules, each needing a Filter (an empty Prefix: every key) and an ID
+# of at most 255 characters; DaysAfterInitiation is a positive integer
+# (API_PutBucketLifecycleConfiguration.html, intro-lifecycle-rules.html). moto checks none of these.
+# Parts of a multipart upload nobody completed or aborted are stored and billed until aborted
+# (mpu-abort-incomplete-mpu-lifecycle-config.html): a web upload's resume window is this long.
+LIFECYCLE_RULES_MAX = 1000
+ABORT_UPLOADS_AFTER_DAYS = 7
 
 # --- EC2 eventual consistency and Spot --------------------------------------------------------
 # DescribeInstances lags behind state changes (ec2/latest/devguide/eventual-consistency.html) and

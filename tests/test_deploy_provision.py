@@ -79,6 +79,37 @@ def test_deploy_makes_what_the_issue_asks_for(account: Account) -> None:
     assert env["NEUROCAAS_LAMBDA_RUNTIME"] in awslimits.SUPPORTED_RUNTIMES
 
 
+def test_unfinished_uploads_are_cleaned_up_and_a_buckets_own_lifecycle_rules_are_kept(account: Account) -> None:
+    account.init()
+    s3 = account.clients("s3")
+    s3.create_bucket(Bucket="spikes-test")  # a NeuroCAAS bucket from before, with its own rule
+    own = {"ID": "expire-scratch", "Status": "Enabled", "Filter": {"Prefix": "scratch/"}, "Expiration": {"Days": 30}}
+    s3.put_bucket_lifecycle_configuration(Bucket="spikes-test", LifecycleConfiguration={"Rules": [own]})
+
+    first = account.deploy(account.blueprint())
+
+    assert "remove unfinished uploads after 7 days (its 1 lifecycle rule(s) kept)" in first.plan.describe()
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket="spikes-test")["Rules"]}
+    assert rules["expire-scratch"]["Expiration"] == {"Days": 30}
+    abort = rules["neurocaas-abort-unfinished-uploads"]
+    assert abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": awslimits.ABORT_UPLOADS_AFTER_DAYS}
+    assert abort["Status"] == "Enabled" and abort["Filter"] == {"Prefix": ""}
+    assert account.deploy(account.blueprint()).plan.empty
+
+
+def test_a_bucket_with_the_most_lifecycle_rules_is_refused_before_any_change(account: Account) -> None:
+    account.init()
+    s3 = account.clients("s3")
+    s3.create_bucket(Bucket="spikes-test")
+    rules = [{"ID": f"rule-{n}", "Status": "Enabled", "Filter": {"Prefix": f"p{n}/"}, "Expiration": {"Days": 9}}
+             for n in range(awslimits.LIFECYCLE_RULES_MAX)]
+    s3.put_bucket_lifecycle_configuration(Bucket="spikes-test", LifecycleConfiguration={"Rules": rules})
+
+    with recorded_calls() as calls, pytest.raises(DeployError, match="already has 1000 lifecycle rules"):
+        account.deploy(account.blueprint())
+    assert changing(calls) == []
+
+
 def test_an_existing_budget_is_kept_and_changes_are_redeployed(account: Account) -> None:
     account.init()
     account.clients("ssm").put_parameter(Name="/neurocaas/budgets/alab/spikes-test", Value="7", Type="String")

@@ -31,7 +31,7 @@ NOT_FOUND = ("NoSuchEntity", "NotFound", "404", "NoSuchKey", "NoSuchBucket", "Pa
              "InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "NoSuchPublicAccessBlockConfiguration",
              "ServerSideEncryptionConfigurationNotFoundError", "OwnershipControlsNotFoundError",
              "InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable",
-             "ResourceNotFoundException")
+             "ResourceNotFoundException", "NoSuchLifecycleConfiguration")
 
 
 def code(error: ClientError) -> str:
@@ -179,6 +179,7 @@ class BucketState:
     owner_enforced: bool = False
     folders: frozenset[str] = frozenset()
     card: bytes | None = None  # the analysis card (analysis.json) as deployed
+    lifecycle_rules: tuple[dict[str, Any], ...] = ()  # the bucket's lifecycle configuration, as AWS returns it
 
 
 @dataclass(frozen=True)
@@ -240,12 +241,14 @@ def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> Bucket
         "OwnershipControls", {}).get("Rules", [])
     folders = frozenset(m for m in markers if _get(f"reading s3://{bucket}/{m}", s3.head_object, Bucket=bucket, Key=m))
     card = _get(f"reading s3://{bucket}/{CARD_KEY}", s3.get_object, Bucket=bucket, Key=CARD_KEY)
+    lifecycle = (_get("reading the bucket's lifecycle rules", s3.get_bucket_lifecycle_configuration,
+                      Bucket=bucket) or {}).get("Rules", [])
     return BucketState(
         exists=True, region=location.get("LocationConstraint") or "us-east-1",
         public_access_blocked=len(block) == 4 and all(block.values()),
         encrypted=any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules),
         owner_enforced=any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in ownership),
-        folders=folders, card=card["Body"].read() if card else None,
+        folders=folders, card=card["Body"].read() if card else None, lifecycle_rules=tuple(lifecycle),
     )
 
 

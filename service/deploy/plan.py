@@ -17,6 +17,7 @@ from chalicelib.blueprint import Blueprint
 from service import agentfile
 from service.deploy import naming, policies, rulebook
 from service.deploy.awsstate import AnalysisState, GroupState
+from service.deploy.bucket import ABORT_UPLOADS_RULE, bucket_changes
 from service.deploy.changes import (
     Action,
     Call,
@@ -78,31 +79,14 @@ def refusals(blueprint: Blueprint, state: AnalysisState | None = None) -> list[s
     elif state.bucket.exists and state.bucket.region != settings.region:
         problems.append(f"The bucket {bucket} exists in {state.bucket.region}, not {settings.region}: set the "
                         f"blueprint's REGION to {state.bucket.region} or choose another PipelineName.")
+    rules = state.bucket.lifecycle_rules
+    if len(rules) >= awslimits.LIFECYCLE_RULES_MAX and not any(r.get("ID") == ABORT_UPLOADS_RULE for r in rules):
+        problems.append(f"The bucket {bucket} already has {len(rules)} lifecycle rules, S3's most, so deploy cannot "
+                        "add the one that removes unfinished uploads: remove one of them and deploy again.")
     if not state.image_found:
         problems.append(f"The machine image {settings.ami} does not exist in {settings.region} (or this account "
                         "cannot use it): set Lambda.LambdaConfig.AMI to your analysis's image.")
     return problems
-
-
-def _bucket_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
-    bucket, region = blueprint.name, blueprint.settings.region
-    block = Call("s3", "put_public_access_block", {"Bucket": bucket, "PublicAccessBlockConfiguration": {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}})
-    encrypt = Call("s3", "put_bucket_encryption", {"Bucket": bucket, "ServerSideEncryptionConfiguration": {
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}})
-    owner = Call("s3", "put_bucket_ownership_controls", {"Bucket": bucket, "OwnershipControls": {
-        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}})
-    target = f"S3 bucket {bucket}"
-    if not state.bucket.exists:
-        create: dict[str, object] = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}
-        if region != "us-east-1":
-            create["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        return [Change(Action.CREATE, target, "private (no ACLs), encrypted (SSE-S3), public access blocked",
-                       (Call("s3", "create_bucket", create), block, encrypt))]
-    fixes = [(state.bucket.public_access_blocked, "block all public access", block),
-             (state.bucket.encrypted, "encrypt new objects (SSE-S3)", encrypt),
-             (state.bucket.owner_enforced, "disable ACLs (bucket owner enforced)", owner)]
-    return [Change(Action.UPDATE, target, what, (call,)) for done, what, call in fixes if not done]
 
 
 QUEUE_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's longest
@@ -244,7 +228,7 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
     if problems:
         raise DeployError(problems[0] if len(problems) == 1 else " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
     bucket, settings = blueprint.name, blueprint.settings
-    changes = _bucket_changes(blueprint, state)
+    changes = bucket_changes(blueprint, state)
     missing = [m for m in folder_markers(a.name for a in blueprint.affiliates) if m not in state.bucket.folders]
     if missing:
         changes.append(Change(Action.CREATE, f"folders in s3://{bucket}", ", ".join(missing), tuple(
