@@ -104,6 +104,15 @@ ABORT_UPLOADS_AFTER_DAYS = 7
 # moto stores it but never deduplicates. Spot: MaxPrice above $0.001 (API_SpotMarketOptions.html),
 # DescribeSpotPriceHistory StartTime at most 90 days back, interruption warnings are best effort
 # two minutes ahead (spot-instance-termination-notices.html), so a lost instance is relaunched too.
+# The first Spot launch through the API needs the account's service-linked role
+# AWSServiceRoleForEC2Spot to exist; RunInstances creates it only for a caller allowed
+# iam:CreateServiceLinkedRole (AuthFailure.ServiceLinkedRoleCreationNotPermitted otherwise), which the
+# job manager's functions are not (spot-requests.html#service-linked-roles-spot-instance-requests).
+# Deploy creates it (CreateServiceLinkedRole, AWSServiceName spot.amazonaws.com) for a blueprint
+# that uses Spot. A second create answers InvalidInput "has been taken"; moto names the role
+# AWSServiceRoleForspot, so deploy finds it by its path, which both give.
+SPOT_SERVICE = "spot.amazonaws.com"
+SPOT_SERVICE_ROLE_PATH = f"/aws-service-role/{SPOT_SERVICE}/"
 SECURITY_GROUP_NAME_PREFIX_FORBIDDEN = "sg-"
 SPOT_PRICE_HISTORY_DAYS = 90
 

@@ -110,6 +110,22 @@ def test_a_bucket_with_the_most_lifecycle_rules_is_refused_before_any_change(acc
     assert changing(calls) == []
 
 
+def test_a_spot_analysis_gets_the_accounts_spot_service_linked_role_once(account: Account) -> None:
+    account.init()
+    iam = account.clients("iam")
+    spot_roles = lambda: iam.list_roles(PathPrefix=awslimits.SPOT_SERVICE_ROLE_PATH)["Roles"]  # noqa: E731
+
+    account.deploy(account.blueprint())  # SPOT never: the account is left as it is
+    assert spot_roles() == []
+    first = account.deploy(account.blueprint(SPOT="prefer"))
+
+    assert "EC2 Spot service-linked role" in first.plan.describe()
+    role, = spot_roles()
+    assert role["Path"] == "/aws-service-role/spot.amazonaws.com/"
+    assert account.deploy(account.blueprint(SPOT="prefer")).plan.empty
+    assert not account.deploy(account.blueprint("lfp-test", SPOT="only")).plan.describe().count("Spot service-linked")
+
+
 def test_an_existing_budget_is_kept_and_changes_are_redeployed(account: Account) -> None:
     account.init()
     account.clients("ssm").put_parameter(Name="/neurocaas/budgets/alab/spikes-test", Value="7", Type="String")

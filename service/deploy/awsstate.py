@@ -217,6 +217,7 @@ class AnalysisState:
     concurrency_room: int | None = None  # what on_submit may reserve; None: Lambda did not say
     iam_summary: dict[str, int] = field(default_factory=dict)  # GetAccountSummary: Groups, GroupsQuota, ...
     legacy_policy: bool = False  # the shared role of an earlier NeuroCAAS still opens this bucket
+    spot_role: bool = False  # the account's EC2 Spot service-linked role exists
 
 
 def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> BucketState:
@@ -340,6 +341,12 @@ def running_instances(clients: Clients, bucket: str) -> tuple[str, ...]:
     return tuple(sorted(i["InstanceId"] for r in reservations for i in r["Instances"]))
 
 
+def spot_role_exists(clients: Clients) -> bool:
+    """Whether the account has EC2's Spot service-linked role (looked up by its path: see awslimits)."""
+    return bool(_pages("listing the EC2 Spot service-linked role", clients("iam"), "list_roles", "Roles",
+                       PathPrefix=awslimits.SPOT_SERVICE_ROLE_PATH))
+
+
 def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: Iterable[str],
                   ami: str | None) -> AnalysisState:
     """Everything deploy and destroy compare against, for one analysis."""
@@ -357,4 +364,5 @@ def read_analysis(clients: Clients, bucket: str, markers: Sequence[str], users: 
         legacy_policy=_get("reading the shared instance role", clients("iam").get_role_policy,
                            RoleName=naming.LEGACY_INSTANCE_ROLE,
                            PolicyName=naming.legacy_instance_policy(bucket)) is not None,
+        spot_role=spot_role_exists(clients),
     )

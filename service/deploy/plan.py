@@ -246,6 +246,11 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
                               "step 2", (Call("s3", "put_object", {"Bucket": bucket, "Key": CARD_KEY, "Body": card,
                                                                     "ContentType": "application/json"}),)))
     changes += _role_changes(blueprint, state)
+    if settings.spot != "never" and not state.spot_role:
+        changes.append(Change(Action.CREATE, "EC2 Spot service-linked role (for the whole account)",
+                              f"EC2 needs it to launch Spot instances (SPOT: {settings.spot}); the job manager "
+                              "may not create it itself", (Call("iam", "create_service_linked_role", {
+                                  "AWSServiceName": awslimits.SPOT_SERVICE}),)))
     if not state.queue_found:
         queue = naming.dead_letter_queue(naming.stage_name(bucket))
         changes.append(Change(Action.CREATE, f"SQS queue {queue}", "keeps events the functions failed on, for replay", (
@@ -268,10 +273,11 @@ def plan_deploy(blueprint: Blueprint, shared: InitRecord, state: AnalysisState, 
 def account_quota_problem(plan: Plan, state: AnalysisState, local: LocalState) -> str | None:
     """IAM's account quotas (groups 300, roles and instance profiles 1000 by default): what this deploy
     adds must fit, Chalice's four function roles included for a new stage."""
-    made = {"Groups": "create_group", "Roles": "create_role", "InstanceProfiles": "create_instance_profile"}
-    for kind, operation in made.items():
+    made = {"Groups": ("create_group",), "Roles": ("create_role", "create_service_linked_role"),
+            "InstanceProfiles": ("create_instance_profile",)}
+    for kind, operations in made.items():
         quota = state.iam_summary.get(f"{kind}Quota")
-        adding = sum(1 for c in plan.changes for s in c.steps if isinstance(s, Call) and s.operation == operation)
+        adding = sum(1 for c in plan.changes for s in c.steps if isinstance(s, Call) and s.operation in operations)
         if kind == "Roles" and not local.chalice_deployed:
             adding += len(naming.LAMBDA_HANDLERS)
         if quota is not None and adding and state.iam_summary.get(kind, 0) + adding > quota:
