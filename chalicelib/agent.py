@@ -12,7 +12,7 @@ from pathlib import Path
 
 VERSION = "0.2.0"
 # SHA-256 of the agent file the deploy uploads; the boot script runs no other.
-SHA256 = "d6dfaa84f0ee28f728d35e8141883ce32a47c8b1b3315d191325240063772156"
+SHA256 = "2b0ec5073aa6adfafceda451fe728b6ff52676bc5b5891f6fba15969c190e91b"
 # Where an image holds the agent, relative to its home (/home/ubuntu).
 HOME_PATH = ".neurocaas/neurocaas_agent.pyz"
 # The standard-library S3 and status-file helper the boot script carries (a copy of the agent's core.py).

@@ -103,8 +103,10 @@ def test_a_failing_analysis_ends_failed_with_its_stderr(stack: LocalStack) -> No
     assert record["state"] == "FAILED"
     status = json.loads(job.read("logs/DATASET_NAME:bad.bin_STATUS.txt"))
     assert status["status"] == "FAILED"
-    assert "exited with code 3" in status["reason"]
+    assert status["reason"] == ("The analysis exited with code 3 after printing: something went wrong in the "
+                                "analysis. Its whole output is in internal_ec2_logs/bad.bin.log in the job's folder.")
     assert "something went wrong in the analysis" in status["std"].values()
+    assert "something went wrong" in job.read("internal_ec2_logs/bad.bin.log")
     wait_for(lambda: instance_states(stack, "fail1") == ["terminated"])
 
 

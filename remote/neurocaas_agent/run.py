@@ -100,7 +100,10 @@ def run(bucket: str, dataset: str, resultpath: str, config: str, script: Optiona
     if code == 0:
         reporter.finished(SUCCESS, "")
     else:
-        reporter.finished(FAILED, f"The analysis exited with code {code}; see `std` for its last output.")
+        last = next((line.strip() for line in reversed(reporter.std) if line.strip()), "")
+        reporter.finished(FAILED, f"The analysis exited with code {code}"
+                                  + (f" after printing: {last[:300]}" if last else " without printing anything")
+                                  + f". Its whole output is in internal_ec2_logs/{label}.log in the job's folder.")
     print(f"NeuroCAAS remote: {client.requests} S3 requests in {time.monotonic() - started:.1f}s "
           f"({reporter.writes} status writes, {reporter.failures} failed)", file=sys.stderr)
     return code
