@@ -49,6 +49,8 @@ class JobStore:
         if existing.same_submission(fresh.submit_key, fresh.submit_etag):
             stale = existing.state is JobState.QUEUED and (existing.lease_expires or now) <= now
             if not stale:
+                if existing.state is JobState.QUEUED:
+                    self._keep_open(existing)
                 return None
             existing.lease_expires = now + lease
             resumed = True
@@ -78,6 +80,16 @@ class JobStore:
         """Say in the analysis bucket that this job is open (and, once launched, its instances)."""
         write_open(self.aws, record.analysis, OpenJob.for_record(
             record, f"s3://{self.location.bucket}/{self.location.prefix}", launched))
+
+    def _keep_open(self, queued: JobRecord) -> None:
+        """Make sure a queued job has its open marker, so that the reaper resumes it once its lease
+        expires even if the delivery that claimed it died before writing one. Only created when
+        absent: the claimant's own marker (which may already list instances) is never replaced."""
+        try:
+            write_open(self.aws, queued.analysis, OpenJob.for_record(
+                queued, f"s3://{self.location.bucket}/{self.location.prefix}", None), only_if_absent=True)
+        except PreconditionFailed:
+            pass
 
     def delete_open_marker(self, record: JobRecord) -> None:
         delete_open(self.aws, record.analysis, record.group, self.location.prefix.rsplit("/", 1)[-1])

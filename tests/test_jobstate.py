@@ -19,6 +19,7 @@ from chalicelib.executor import JobExecutor
 from chalicelib.jobmanager import JobManager, Outcome
 from chalicelib.jobstate.markers import OpenJobs
 from chalicelib.jobstate.reconcile import Reconciler
+from chalicelib.jobstore import JobStore
 from chalicelib.monitor.control import reap
 from chalicelib.monitor.costs import ledger_key
 from chalicelib.monitor.legacy import is_record_key
@@ -164,6 +165,36 @@ def test_a_crashed_submit_handler_is_resumed_by_the_reaper(uploaded) -> None:
     record = uploaded.record(JOB)
     assert record["state"] == "RUNNING" and len(uploaded.instances()) == 2  # the first launch, not a second
     assert sorted(record["instance_ids"]) == sorted(i["InstanceId"] for i in uploaded.instances())
+
+
+def test_a_handler_that_dies_between_the_claim_and_the_open_marker_is_resumed_too(uploaded, monkeypatch) -> None:
+    clock = FakeClock()
+    real_save = JobStore.save_open_marker
+    crashes = {"left": 1}
+
+    def dies_first(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if crashes["left"]:
+            crashes["left"] -= 1
+            raise Crash("timed out")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(JobStore, "save_open_marker", dies_first)
+    manager = JobManager(uploaded.settings, uploaded.aws, clock=clock)
+    invoker = AsyncInvoker(clock, lambda e: manager.handle_submit(uploaded.settings.bucket_name, KEY), lambda e: None)
+    uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif"))
+
+    invoker.invoke(s3_event(uploaded.settings.bucket_name, KEY))
+    clock.advance(60)
+    invoker.run_due()  # the retry finds the claim held: a duplicate, but it leaves the job its marker
+    assert invoker.outcomes == ["Crash", "ok"] and uploaded.instances() == []
+    assert [k.rsplit("/", 1)[-1] for k in uploaded.keys("logs/open/")] == [f"job__{uploaded.settings.bucket_name}_{JOB}.json"]
+
+    clock.advance(400)  # past the lease
+    resume = lambda key: manager.handle_submit(uploaded.settings.bucket_name, key)  # noqa: E731
+    report = reap(uploaded.aws, uploaded.settings.bucket_name, clock(), resume=resume)
+
+    assert report.resumed == [f"job__{uploaded.settings.bucket_name}_{JOB}"]
+    assert uploaded.record(JOB)["state"] == "RUNNING" and len(uploaded.instances()) == 1
 
 
 def test_failed_invocations_are_replayed_from_the_dead_letter_queue(uploaded, monkeypatch) -> None:

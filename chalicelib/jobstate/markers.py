@@ -71,8 +71,9 @@ def open_key(group: str, job: str) -> str:
     return f"{OPEN_PREFIX}{group}/{job}.json"
 
 
-def write_open(aws: AWSClient, analysis_bucket: str, marker: OpenJob) -> None:
-    aws.put(analysis_bucket, marker.key, marker.model_dump_json().encode(), "application/json")
+def write_open(aws: AWSClient, analysis_bucket: str, marker: OpenJob, *, only_if_absent: bool = False) -> None:
+    aws.put(analysis_bucket, marker.key, marker.model_dump_json().encode(), "application/json",
+            if_none_match=only_if_absent)
 
 
 def delete_open(aws: AWSClient, analysis_bucket: str, group: str, job: str) -> None:
