@@ -27,6 +27,7 @@ from chalicelib.exceptions import (
 from chalicelib.executor import JobExecutor
 from chalicelib.facts import gather_budget, gather_inputs
 from chalicelib.jobstore import JobStore
+from chalicelib.monitor.control import cancel_if_asked
 from chalicelib.paths import (
     JobLocation,
     ObjectRef,
@@ -173,6 +174,9 @@ class JobManager:
         except Exception as error:
             return Result(Outcome.FAILED, location=store.location, record=record, plan=plan,
                           message=getattr(error, "message", "unexpected failure"))
+        if cancel_if_asked(self.aws, store.location.bucket, store.location.prefix, self.clock(), self.logger):
+            self.logger.info("job cancelled while it was queued: its instances are stopped", extra={"job": plan.job_id})
+            return Result(Outcome.STARTED, location=store.location, record=record, plan=plan)
         self.logger.info("job started", extra={"job": plan.job_id, "instances": record.instance_ids})
         return Result(Outcome.STARTED, location=store.location, record=record, plan=plan)
 

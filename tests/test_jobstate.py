@@ -197,6 +197,36 @@ def test_a_handler_that_dies_between_the_claim_and_the_open_marker_is_resumed_to
     assert uploaded.record(JOB)["state"] == "RUNNING" and len(uploaded.instances()) == 1
 
 
+def test_a_job_cancelled_while_queued_stops_its_instances_as_soon_as_they_are_launched(uploaded) -> None:
+    clock = FakeClock()
+    folder = uploaded.job_folder(JOB)
+    # The cancel reaches a QUEUED job (no instance yet): it can only leave cancel.json.
+    uploaded.put(f"{folder}/logs/cancel.json", {"by": "alice", "at": clock().isoformat()})
+    uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
+
+    JobManager(uploaded.settings, uploaded.aws, clock=clock).handle_submit(uploaded.settings.bucket_name, KEY)
+
+    assert uploaded.instances() == [] and len(uploaded.instances(("shutting-down", "terminated"))) == 2
+    record = uploaded.record(JOB)
+    assert record["state"] == "CANCELLED" and record["reason"] == "Cancelled by alice."
+    assert uploaded.certificate(JOB).count("ACTUAL COST") == 1
+
+
+def test_a_cancel_that_raced_the_launch_is_carried_out_by_the_reaper(uploaded) -> None:
+    clock = FakeClock()
+    uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif"))
+    JobManager(uploaded.settings, uploaded.aws, clock=clock).handle_submit(uploaded.settings.bucket_name, KEY)
+    assert uploaded.record(JOB)["state"] == "RUNNING" and len(uploaded.instances()) == 1
+    # cancel.json written after the handler's look, by a cancel that had read the job as QUEUED
+    uploaded.put(f"{uploaded.job_folder(JOB)}/logs/cancel.json", {"by": "bob"})
+
+    report = reap(uploaded.aws, uploaded.settings.bucket_name, clock())
+
+    assert "cancelled by bob" in next(iter(report.jobs.values()))
+    assert uploaded.instances() == []
+    assert uploaded.record(JOB)["state"] == "CANCELLED"
+
+
 def test_failed_invocations_are_replayed_from_the_dead_letter_queue(uploaded, monkeypatch) -> None:
     clock = FakeClock()
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -312,7 +342,9 @@ def test_a_submission_makes_a_constant_number_of_s3_requests(analysis, count: in
     result = analysis.manager(deploy_limit=1000).handle_submit(analysis.settings.bucket_name, KEY)
 
     assert result.outcome is Outcome.STARTED
-    assert len(calls) <= 13, calls  # 13: the analysis card (declared parameters) is read at step 2
+    # 14: the analysis card (declared parameters) is read at step 2, and cancel.json once the
+    # launch is recorded (a cancel that came while the job was queued stops its instances at once)
+    assert len(calls) <= 14, calls
     assert "HeadObject" not in calls and not any(k.endswith("_STATUS.txt") for k in analysis.keys())
 
 

@@ -54,6 +54,7 @@ class Reconciled:
     detail: str
     ended_now: bool = False
     record: JobRecord | None = None
+    cancelled_by: str | None = None  # set when the job has a cancel.json and has not ended yet
 
 
 @dataclass
@@ -121,7 +122,8 @@ class Reconciler:
             self._write_certificate(bucket, prefix, record, states, facts, None)
             self._write_record(bucket, prefix, states, None)
             return Reconciled(record.state, f"{sum(s in FINAL for s in states.values())}/{len(states)} dataset(s) "
-                                            f"final, {len(running)} instance(s) running")
+                                            f"final, {len(running)} instance(s) running",
+                              cancelled_by=facts.cancelled_by if running else None)
         return self._end(bucket, prefix, record, states, facts)
 
     # --- reading ------------------------------------------------------------------------------

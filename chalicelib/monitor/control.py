@@ -76,6 +76,24 @@ def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str 
     return len(record.instance_ids)
 
 
+def cancel_if_asked(aws: AWSClient, bucket: str, prefix: str, now: datetime, logger: Any = None) -> bool:
+    """Carry out a cancel that came while the job was QUEUED (it found no instance to stop): called
+    once the launch is recorded. True when the job had been cancelled."""
+    try:
+        body = aws.get_object(ObjectRef(bucket, f"{prefix}/logs/cancel.json")).body
+    except ObjectMissing:
+        return False
+    try:
+        by = str(json.loads(body).get("by") or "the user")
+    except (ValueError, AttributeError):
+        by = "the user"
+    try:
+        cancel_job(aws, bucket, prefix, now, by=by, logger=logger)
+    except CannotCancel:
+        pass  # ended meanwhile
+    return True
+
+
 def cancel_from_s3(aws: AWSClient, bucket: str, key: str, now: datetime) -> int:
     """A cancel file ``{group}/submissions/{anything}cancel.json`` holding ``{"timestamp": JOB}``."""
     group = group_of(key)
@@ -151,6 +169,10 @@ def _reap_job(aws: AWSClient, bucket: str, job: OpenJob, listed: dict[str, Insta
             report.ended += [i for i, closed in zip(gone, pool.map(close, gone)) if closed]
     outcome = reconciler.reconcile(job.folder, refresh=True)
     report.jobs[job.job] = outcome.detail
+    if outcome.cancelled_by and outcome.state is JobState.RUNNING:
+        # cancel.json, yet instances still run: a cancel that raced the job's launch
+        cancel_job(aws, job_bucket, job_prefix, now, by=outcome.cancelled_by)
+        report.jobs[job.job] = f"cancelled by {outcome.cancelled_by}: stopped what the launch started"
     record = outcome.record
     if (outcome.state is JobState.QUEUED and record is not None and resume is not None
             and (record.lease_expires is None or record.lease_expires <= now)):
