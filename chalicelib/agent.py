@@ -12,7 +12,7 @@ from pathlib import Path
 
 VERSION = "0.2.0"
 # SHA-256 of the agent file the deploy uploads; the boot script runs no other.
-SHA256 = "2b0ec5073aa6adfafceda451fe728b6ff52676bc5b5891f6fba15969c190e91b"
+SHA256 = "f05c434d858482826fce8600795b0ad9409dac92053fe61c5295c4ae02f0b1bf"
 # Where an image holds the agent, relative to its home (/home/ubuntu).
 HOME_PATH = ".neurocaas/neurocaas_agent.pyz"
 # The standard-library S3 and status-file helper the boot script carries (a copy of the agent's core.py).

@@ -131,3 +131,22 @@ def test_the_boot_script_finalizer_leaves_a_relaunched_dataset_alone(tmp_path: A
     s3.objects[KEY] = (json.dumps({"status": "IN PROGRESS", "instance": "i-old"}).encode(), '"mine"')
     assert core.finalize(s3, "b", KEY, 143, str(log), "g/inputs/a.bin") is True  # type: ignore[arg-type]
     assert json.loads(s3.objects[KEY][0])["status"] == "FAILED"
+
+
+def test_a_write_whose_answer_was_lost_is_not_taken_for_another_writer() -> None:
+    s3, clock = FlakyS3(0), [0.0]
+    live = reporter(s3, clock)
+    live.started()
+    real_put = s3.put
+
+    def answer_lost(bucket: str, key: str, body: bytes, headers: dict[str, str] | None = None, **_: Any) -> str:
+        real_put(bucket, key, body, headers=headers)  # S3 makes the write; the client resends it
+        return real_put(bucket, key, body, headers=headers)
+
+    s3.put = answer_lost  # type: ignore[method-assign]
+    clock[0] = 60.0
+    live.output("step 2\n")
+    live.tick()
+    s3.put = real_put  # type: ignore[method-assign]
+    assert not live.replaced
+    assert live.finished("SUCCESS", "") is True and json.loads(s3.objects[KEY][0])["status"] == "SUCCESS"

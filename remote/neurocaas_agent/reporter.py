@@ -145,10 +145,25 @@ class StatusReporter:
                                         headers=dict(condition, **{"Content-Type": "application/json"})) or None
         except S3Error as error:
             if error.code == "PreconditionFailed" and self.etag is not None:
+                if self._landed(body):
+                    return True
                 return self._stop("the status file was written by someone else")
             if error.code == "NoSuchKey":
                 self.etag = None  # the file went: the next write looks again
             raise  # a first write that lost a race, or a conflicting write in flight: tried again later
+        self.writes += 1
+        return True
+
+    def _landed(self, body: bytes) -> bool:
+        """After a 412: whether the file holds ``body`` after all. A write S3 made whose answer was
+        lost is sent again by the client's retries, with the ETag it has just replaced."""
+        try:
+            current, etag = self.client.get(self.bucket, self.key)
+        except S3Error:
+            return False
+        if current != body:
+            return False
+        self.etag = etag or None
         self.writes += 1
         return True
 
