@@ -88,7 +88,10 @@ CONDITIONAL_CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict"
 # PutBucketLifecycleConfiguration replaces the whole configuration (so deploy carries the bucket's
 # own rules over), at most 1,000 rules, each needing a Filter (an empty Prefix: every key) and an ID
 # of at most 255 characters; DaysAfterInitiation is a positive integer
-# (API_PutBucketLifecycleConfiguration.html, intro-lifecycle-rules.html). moto checks none of these.
+# (API_PutBucketLifecycleConfiguration.html, intro-lifecycle-rules.html). Left out, its
+# TransitionDefaultMinimumObjectSize resets to all_storage_classes_128K, so deploy passes the
+# bucket's back; old rules with a top-level Prefix are rewritten with a Filter, the two forms not
+# being accepted together. moto checks none of these.
 # Parts of a multipart upload nobody completed or aborted are stored and billed until aborted
 # (mpu-abort-incomplete-mpu-lifecycle-config.html): a web upload's resume window is this long.
 LIFECYCLE_RULES_MAX = 1000

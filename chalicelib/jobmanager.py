@@ -27,7 +27,7 @@ from chalicelib.exceptions import (
 from chalicelib.executor import JobExecutor
 from chalicelib.facts import gather_budget, gather_inputs
 from chalicelib.jobstore import JobStore
-from chalicelib.monitor.control import cancel_if_asked
+from chalicelib.monitor.control import cancel_requested
 from chalicelib.paths import (
     JobLocation,
     ObjectRef,
@@ -168,15 +168,15 @@ class JobManager:
         certificate.step(Step.VALIDATION, self.clock(), f"{len(plan.datasets)} dataset(s) accepted.")
         record.instance_type, record.ami = plan.instance_type, plan.ami
         record.lifetime_minutes, record.estimated_cost = plan.lifetime_minutes, plan.estimated_cost
+        cancelled_by = cancel_requested(self.aws, store.location.bucket, store.location.prefix)
+        if cancelled_by:  # while the job was queued; a cancel after this look is the reaper's to finish
+            return self._cancelled(store, certificate, record, cancelled_by)
         executor = self.executor(self.aws, store, self.clock, self.logger)
         try:
             record = executor.execute(plan, record, certificate, resumed)
         except Exception as error:
             return Result(Outcome.FAILED, location=store.location, record=record, plan=plan,
                           message=getattr(error, "message", "unexpected failure"))
-        if cancel_if_asked(self.aws, store.location.bucket, store.location.prefix, self.clock(), self.logger):
-            self.logger.info("job cancelled while it was queued: its instances are stopped", extra={"job": plan.job_id})
-            return Result(Outcome.STARTED, location=store.location, record=record, plan=plan)
         self.logger.info("job started", extra={"job": plan.job_id, "instances": record.instance_ids})
         return Result(Outcome.STARTED, location=store.location, record=record, plan=plan)
 
@@ -203,6 +203,19 @@ class JobManager:
         except NeuroCAASError:
             self.logger.exception("could not write the refusal", extra={"key": record.submit_key})
         return Result(Outcome.REFUSED, location=store.location, record=record, message=error.message)
+
+    def _cancelled(self, store: JobStore, certificate: Certificate, record: JobRecord, by: str) -> Result:
+        """End a job cancelled while it was queued, before any instance was launched."""
+        now = self.clock()
+        reason = f"Cancelled by {by}."
+        certificate.note(f"{reason} No instance was launched; nothing was charged.")
+        record.state, record.reason, record.actual_cost = JobState.CANCELLED, reason, 0.0
+        record.finished, record.lease_expires = now, None
+        self.logger.info("job cancelled before its launch", extra={"key": record.submit_key, "by": by})
+        store.save_certificate(certificate)
+        store.save_record(record, now)
+        store.delete_open_marker(record)
+        return Result(Outcome.REFUSED, location=store.location, record=record, message=reason)
 
     def _refuse_unclaimed(self, location: JobLocation, certificate: Certificate, error: NeuroCAASError,
                           key: str) -> Result:

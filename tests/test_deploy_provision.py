@@ -286,3 +286,15 @@ def test_users_add_remove_and_list(account: Account) -> None:
     with pytest.raises(DeployError, match="no group 'zlab'.*alab, blab"):
         commands.members(account.clients, blueprint, "zlab")
     assert account.deploy(blueprint).plan.changes[0].detail == "add members alice"
+
+
+def test_old_style_rules_and_the_transition_minimum_size_survive_the_lifecycle_rewrite() -> None:
+    from service.deploy.bucket import _lifecycle
+
+    old = {"ID": "old", "Prefix": "tmp/", "Status": "Enabled", "Expiration": {"Days": 3}}
+    call = _lifecycle("b", (old,), "varies_by_storage_class")
+
+    rules = call.params["LifecycleConfiguration"]["Rules"]
+    assert rules[0] == {"ID": "old", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 3}}
+    assert all("Prefix" not in rule for rule in rules)
+    assert call.params["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"

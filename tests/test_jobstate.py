@@ -197,7 +197,7 @@ def test_a_handler_that_dies_between_the_claim_and_the_open_marker_is_resumed_to
     assert uploaded.record(JOB)["state"] == "RUNNING" and len(uploaded.instances()) == 1
 
 
-def test_a_job_cancelled_while_queued_stops_its_instances_as_soon_as_they_are_launched(uploaded) -> None:
+def test_a_job_cancelled_while_queued_never_launches(uploaded) -> None:
     clock = FakeClock()
     folder = uploaded.job_folder(JOB)
     # The cancel reaches a QUEUED job (no instance yet): it can only leave cancel.json.
@@ -206,10 +206,11 @@ def test_a_job_cancelled_while_queued_stops_its_instances_as_soon_as_they_are_la
 
     JobManager(uploaded.settings, uploaded.aws, clock=clock).handle_submit(uploaded.settings.bucket_name, KEY)
 
-    assert uploaded.instances() == [] and len(uploaded.instances(("shutting-down", "terminated"))) == 2
+    assert uploaded.instances(("pending", "running", "shutting-down", "terminated")) == []
     record = uploaded.record(JOB)
-    assert record["state"] == "CANCELLED" and record["reason"] == "Cancelled by alice."
-    assert uploaded.certificate(JOB).count("ACTUAL COST") == 1
+    assert record["state"] == "CANCELLED" and record["reason"] == "Cancelled by alice." and record["actual_cost"] == 0
+    assert "Cancelled by alice. No instance was launched" in uploaded.certificate(JOB)
+    assert uploaded.keys("logs/open/") == []
 
 
 def test_a_cancel_that_raced_the_launch_is_carried_out_by_the_reaper(uploaded) -> None:
@@ -342,8 +343,8 @@ def test_a_submission_makes_a_constant_number_of_s3_requests(analysis, count: in
     result = analysis.manager(deploy_limit=1000).handle_submit(analysis.settings.bucket_name, KEY)
 
     assert result.outcome is Outcome.STARTED
-    # 14: the analysis card (declared parameters) is read at step 2, and cancel.json once the
-    # launch is recorded (a cancel that came while the job was queued stops its instances at once)
+    # 14: the analysis card (declared parameters) is read at step 2, and cancel.json before the
+    # launch (a cancel that came while the job was queued: nothing is launched)
     assert len(calls) <= 14, calls
     assert "HeadObject" not in calls and not any(k.endswith("_STATUS.txt") for k in analysis.keys())
 

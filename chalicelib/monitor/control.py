@@ -76,22 +76,17 @@ def cancel_job(aws: AWSClient, bucket: str, prefix: str, now: datetime, by: str 
     return len(record.instance_ids)
 
 
-def cancel_if_asked(aws: AWSClient, bucket: str, prefix: str, now: datetime, logger: Any = None) -> bool:
-    """Carry out a cancel that came while the job was QUEUED (it found no instance to stop): called
-    once the launch is recorded. True when the job had been cancelled."""
+def cancel_requested(aws: AWSClient, bucket: str, prefix: str) -> str | None:
+    """Who cancelled the job, if its folder holds ``cancel.json`` (a cancel of a QUEUED job can
+    leave nothing else: there is no instance to stop yet)."""
     try:
         body = aws.get_object(ObjectRef(bucket, f"{prefix}/logs/cancel.json")).body
     except ObjectMissing:
-        return False
+        return None
     try:
-        by = str(json.loads(body).get("by") or "the user")
+        return str(json.loads(body).get("by") or "the user")
     except (ValueError, AttributeError):
-        by = "the user"
-    try:
-        cancel_job(aws, bucket, prefix, now, by=by, logger=logger)
-    except CannotCancel:
-        pass  # ended meanwhile
-    return True
+        return "the user"
 
 
 def cancel_from_s3(aws: AWSClient, bucket: str, key: str, now: datetime) -> int:

@@ -180,6 +180,7 @@ class BucketState:
     folders: frozenset[str] = frozenset()
     card: bytes | None = None  # the analysis card (analysis.json) as deployed
     lifecycle_rules: tuple[dict[str, Any], ...] = ()  # the bucket's lifecycle configuration, as AWS returns it
+    transition_minimum_size: str | None = None  # its TransitionDefaultMinimumObjectSize, when set
 
 
 @dataclass(frozen=True)
@@ -242,14 +243,15 @@ def read_bucket(clients: Clients, bucket: str, markers: Iterable[str]) -> Bucket
         "OwnershipControls", {}).get("Rules", [])
     folders = frozenset(m for m in markers if _get(f"reading s3://{bucket}/{m}", s3.head_object, Bucket=bucket, Key=m))
     card = _get(f"reading s3://{bucket}/{CARD_KEY}", s3.get_object, Bucket=bucket, Key=CARD_KEY)
-    lifecycle = (_get("reading the bucket's lifecycle rules", s3.get_bucket_lifecycle_configuration,
-                      Bucket=bucket) or {}).get("Rules", [])
+    lifecycle = _get("reading the bucket's lifecycle rules", s3.get_bucket_lifecycle_configuration,
+                     Bucket=bucket) or {}
     return BucketState(
         exists=True, region=location.get("LocationConstraint") or "us-east-1",
         public_access_blocked=len(block) == 4 and all(block.values()),
         encrypted=any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules),
         owner_enforced=any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in ownership),
-        folders=folders, card=card["Body"].read() if card else None, lifecycle_rules=tuple(lifecycle),
+        folders=folders, card=card["Body"].read() if card else None, lifecycle_rules=tuple(lifecycle.get("Rules", [])),
+        transition_minimum_size=lifecycle.get("TransitionDefaultMinimumObjectSize"),
     )
 
 

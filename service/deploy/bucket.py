@@ -35,18 +35,33 @@ def bucket_changes(blueprint: Blueprint, state: AnalysisState) -> list[Change]:
     if not any(rule.get("ID") == ABORT_UPLOADS_RULE for rule in existing):
         kept = f" (its {len(existing)} lifecycle rule(s) kept)" if existing else ""
         changes.append(Change(Action.UPDATE, target, f"remove unfinished uploads after "
-                              f"{awslimits.ABORT_UPLOADS_AFTER_DAYS} days{kept}", (_lifecycle(bucket, existing),)))
+                              f"{awslimits.ABORT_UPLOADS_AFTER_DAYS} days{kept}",
+                              (_lifecycle(bucket, existing, state.bucket.transition_minimum_size),)))
     return changes
 
 
 ABORT_UPLOADS_RULE = "neurocaas-abort-unfinished-uploads"
 
 
-def _lifecycle(bucket: str, existing: tuple[dict[str, Any], ...]) -> Call:
+def _lifecycle(bucket: str, existing: tuple[dict[str, Any], ...], minimum_size: str | None = None) -> Call:
     """The bucket's lifecycle rules plus one that aborts multipart uploads nobody finished (a web
     upload abandoned half way), whose parts S3 otherwise keeps, and bills, for ever. The call
-    replaces the whole configuration, so the bucket's own rules are carried over."""
+    replaces the whole configuration, so the bucket's own rules are carried over, with its
+    transition minimum object size (left out, it would reset to S3's default)."""
     abort = {"ID": ABORT_UPLOADS_RULE, "Status": "Enabled", "Filter": {"Prefix": ""},
              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": awslimits.ABORT_UPLOADS_AFTER_DAYS}}
-    return Call("s3", "put_bucket_lifecycle_configuration",
-                {"Bucket": bucket, "LifecycleConfiguration": {"Rules": [*existing, abort]}})
+    params: dict[str, Any] = {"Bucket": bucket, "LifecycleConfiguration": {
+        "Rules": [*(_with_filter(rule) for rule in existing), abort]}}
+    if minimum_size:
+        params["TransitionDefaultMinimumObjectSize"] = minimum_size
+    return Call("s3", "put_bucket_lifecycle_configuration", params)
+
+
+def _with_filter(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule in the current form: an old rule's top-level ``Prefix`` becomes its ``Filter`` (S3
+    does not take the two forms in one configuration); same keys, same effect."""
+    if "Prefix" not in rule or "Filter" in rule:
+        return rule
+    converted = {k: v for k, v in rule.items() if k != "Prefix"}
+    converted["Filter"] = {"Prefix": rule["Prefix"]}
+    return converted
