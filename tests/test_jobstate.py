@@ -330,6 +330,34 @@ def test_the_reaper_ends_a_job_whose_events_were_all_lost_even_once_ec2_forgot_i
     assert uploaded.keys("logs/open/") == []
 
 
+def test_the_reaper_adds_the_cost_the_end_writer_died_before_adding_and_only_once(uploaded, monkeypatch) -> None:
+    clock = FakeClock()
+    record = start(uploaded, clock, "a.tif")
+    uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
+    monkeypatch.setattr("chalicelib.monitor.statechange.add_to_ledger", lambda *a, **k: (_ for _ in ()).throw(
+        Crash("the Lambda timed out")))
+    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
+                              open_jobs=OpenJobs())
+    with pytest.raises(Crash):
+        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+    assert uploaded.record(JOB)["state"] == "SUCCEEDED" and len(uploaded.keys("logs/open/")) == 1
+    monkeypatch.undo()
+
+    reap(uploaded.aws, uploaded.settings.bucket_name, clock())
+    reap(uploaded.aws, uploaded.settings.bucket_name, clock())  # nothing left to settle
+
+    ledger = json.loads(uploaded.get(ledger_key(GROUP)))
+    assert ledger["records"] == 1 and ledger["spent"] == pytest.approx(uploaded.record(JOB)["actual_cost"], abs=1e-6)
+    assert uploaded.keys("logs/open/") == []
+    # the end writer adding after all (a slow one, not a dead one) is noticed too
+    from chalicelib.monitor.costs import add_to_ledger, end_id
+    from chalicelib.records import JobRecord
+    ended = JobRecord.model_validate(uploaded.record(JOB))
+    assert add_to_ledger(uploaded.aws, uploaded.settings.bucket_name, GROUP, 1.0,
+                         end_id(ended, uploaded.job_folder(JOB))) is False
+    assert json.loads(uploaded.get(ledger_key(GROUP)))["records"] == 1
+
+
 @pytest.mark.parametrize("count", [1, 100])
 def test_a_submission_makes_a_constant_number_of_s3_requests(analysis, count: int) -> None:
     names = [f"x{i:03d}.bin" for i in range(count)]

@@ -78,8 +78,10 @@ class Reconciler:
     """Reconciles job folders; safe to run anywhere, any number of times, concurrently."""
 
     def __init__(self, aws: AWSClient, clock: Callable[[], datetime], on_end: EndHook | None = None,
-                 relaunch: RelaunchHook | None = None) -> None:
-        self.aws, self.clock, self.on_end, self.relaunch = aws, clock, on_end, relaunch
+                 relaunch: RelaunchHook | None = None, settle: EndHook | None = None) -> None:
+        """``settle`` is called for an ended job whose open marker is still there (its end.txt
+        writer may have died before adding to the ledger): it must be idempotent."""
+        self.aws, self.clock, self.on_end, self.relaunch, self.settle = aws, clock, on_end, relaunch, settle
 
     def reconcile(self, folder: str, refresh: bool = False, instance_ids: list[str] | None = None,
                   _again: bool = True) -> Reconciled:
@@ -109,6 +111,8 @@ class Reconciler:
         if record.state in ENDED_JOB:
             if running:
                 return Reconciled(record.state, f"ended; {len(running)} instance(s) still stopping")
+            if self.settle is not None and record.actual_cost is not None:
+                self.settle(record, bucket, prefix, round(max(record.actual_cost - record.billed_cost, 0.0), 4))
             self._close(record, prefix)
             return Reconciled(record.state, "ended")
         if running and not refresh:

@@ -20,7 +20,7 @@ from chalicelib.jobstate.markers import OpenJob, OpenJobs, ended_instances
 from chalicelib.jobstate.reconcile import ENDED_JOB, Reconciler, RelaunchHook
 from chalicelib.jobstate.errors import NoJobRecord
 from chalicelib.jobstate.statusfile import finish_from_outside, finish_instance_dataset, load_record
-from chalicelib.monitor.statechange import close_instance, end_hook
+from chalicelib.monitor.statechange import close_instance, end_hook, settle_hook
 from chalicelib.paths import ObjectRef, group_of, job_name
 from chalicelib.records import DatasetState, JobRecord, JobState
 from chalicelib.submission import JOB_ID
@@ -138,7 +138,7 @@ def reap(aws: AWSClient, bucket: str, now: datetime, *, resume: Callable[[str], 
         # TIMED OUT first: an instance ended without a final report would be relaunched.
         _time_out(aws, bucket, report.overdue, listed, now, open_jobs)
         aws.terminate(report.overdue)
-    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess), relaunch)
+    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess), relaunch, settle_hook(aws))
     for job in jobs:
         try:
             _reap_job(aws, bucket, job, listed, now, reconciler, resume, report)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from chalicelib import pricing
 from chalicelib.awsclient import AWSClient
 from chalicelib.jobstate.conditional import rewrite
+from chalicelib.records import JobRecord
 
 
 def active_key(instance_id: str) -> str:
@@ -26,16 +27,31 @@ def ledger_key(group: str) -> str:
     return f"logs/{group}/_spent.json"
 
 
-def add_to_ledger(aws: AWSClient, bucket: str, group: str, dollars: float) -> None:
-    """Add a job's actual cost to the group's total once the job has ended (only the writer of
-    its end.txt does), so a budget check reads one object, not the whole history."""
-    def change(body: bytes | None) -> bytes:
+LEDGER_RECENT_ENDS = 200  # job ends the ledger remembers, so that adding one twice is noticed
+
+
+def end_id(record: JobRecord, prefix: str) -> str:
+    """One end of one job: its folder, and how many times it was retried before this end."""
+    return f"{prefix}#{record.retries}"
+
+
+def add_to_ledger(aws: AWSClient, bucket: str, group: str, dollars: float, ended: str = "") -> bool:
+    """Add a job's actual cost to the group's total once the job has ended, so a budget check reads
+    one object, not the whole history. Once per ``ended`` (see :func:`end_id`): the writer of
+    end.txt adds it, and the reaper adds it again only if that writer died first. Returns whether
+    this call added it."""
+    def change(body: bytes | None) -> bytes | None:
         ledger = json.loads(body) if body else {"spent": 0.0, "records": 0}
+        recent = list(ledger.get("ends", []))
+        if ended and ended in recent:
+            return None
         ledger["spent"] = round(float(ledger["spent"]) + dollars, 6)
         ledger["records"] = int(ledger["records"]) + 1
+        if ended:
+            ledger["ends"] = (recent + [ended])[-LEDGER_RECENT_ENDS:]
         return json.dumps(ledger).encode()
 
-    rewrite(aws, bucket, ledger_key(group), change, "application/json")
+    return rewrite(aws, bucket, ledger_key(group), change, "application/json")
 
 
 def spent_by(s3_object: bytes | None) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.awsclient import AWSClient, ObjectMissing, PreconditionFailed
 from chalicelib.jobstate.markers import InstanceEnd, OpenJob, OpenJobs, record_end
 from chalicelib.jobstate.reconcile import EndHook, Reconciler, RelaunchHook
-from chalicelib.monitor.costs import CostRecord, active_key, add_to_ledger, history_key
+from chalicelib.monitor.costs import CostRecord, active_key, add_to_ledger, end_id, history_key
 from chalicelib.monitor.postprocess import JobEnded, run_postprocess
 from chalicelib.paths import ObjectRef
 from chalicelib.records import JobRecord
@@ -63,9 +63,18 @@ def end_hook(aws: AWSClient, logger: Any, postprocess: str = "") -> EndHook:
     def ended(record: JobRecord, bucket: str, prefix: str, cost: float) -> None:
         if postprocess:
             run_postprocess(postprocess, JobEnded(aws.s3, bucket, prefix, cost), logger)
-        add_to_ledger(aws, record.analysis, record.group, cost)
+        add_to_ledger(aws, record.analysis, record.group, cost, end_id(record, prefix))
 
     return ended
+
+
+def settle_hook(aws: AWSClient) -> EndHook:
+    """For the reaper: an ended job still holding its open marker gets its cost into the ledger,
+    unless the writer of its end.txt added it before dying (the ledger knows each end once)."""
+    def settle(record: JobRecord, bucket: str, prefix: str, cost: float) -> None:
+        add_to_ledger(aws, record.analysis, record.group, cost, end_id(record, prefix))
+
+    return settle
 
 
 class InstanceMonitor:
