@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from chalicelib import awslimits
 from chalicelib.awslimits import CONDITIONAL_CONFLICT_CODES
 from chalicelib.exceptions import AWSFailure
 from chalicelib.paths import ObjectRef
@@ -76,6 +77,11 @@ def launch_failure(error: ClientError, request: Mapping[str, Any]) -> AWSFailure
         f"The analysis's blueprint names the {what} {named(request)!r} ({key}), which this AWS account does "
         f"not have in this region, so no instance could start. Contact the analysis developer: they must "
         f"create it or correct {key} in the blueprint and deploy again. (AWS: {code})", code=code)
+
+
+def _profile_not_seen_yet(error: ClientError) -> bool:
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return _code(error) == "InvalidParameterValue" and "iamInstanceProfile" in message
 
 
 class ObjectMissing(Exception):
@@ -148,6 +154,7 @@ class AWSClient:
         # The local stack turns the Spot price history off: moto answers a placeholder price.
         self.spot_history = spot_history
         self._spot_prices: dict[str, tuple[float, float | None]] = {}
+        self.sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def create(cls, region: str | None = None, session: boto3.Session | None = None) -> "AWSClient":
@@ -234,12 +241,20 @@ class AWSClient:
 
     # --- EC2 ----------------------------------------------------------------------------------
     def run_instances(self, request: Mapping[str, Any]) -> list[LaunchedInstance]:
-        try:
-            response = self.ec2.run_instances(**request)
-        except ClientError as error:
-            raise launch_failure(error, request) from error
-        except BotoCoreError as error:
-            raise _failure("starting instances", error) from error
+        """Launch; an instance profile EC2 does not see yet is waited for (IAM is eventually
+        consistent: a profile deploy has just made is refused for a few seconds). The request's
+        client token makes the repeats one launch."""
+        for pause in (*awslimits.NEW_INSTANCE_PROFILE_WAITS, None):
+            try:
+                response = self.ec2.run_instances(**request)
+                break
+            except ClientError as error:
+                if pause is not None and _profile_not_seen_yet(error) and request.get("IamInstanceProfile"):
+                    self.sleep(pause)
+                    continue
+                raise launch_failure(error, request) from error
+            except BotoCoreError as error:
+                raise _failure("starting instances", error) from error
         return [LaunchedInstance(i["InstanceId"], int(i.get("AmiLaunchIndex", 0))) for i in response["Instances"]]
 
     def terminate(self, instance_ids: Sequence[str]) -> None:

@@ -101,7 +101,10 @@ ABORT_UPLOADS_AFTER_DAYS = 7
 # DescribeInstances lags behind state changes (ec2/latest/devguide/eventual-consistency.html) and
 # lists a terminated instance for "usually less than one hour" (API_DescribeInstances.html): no
 # decision reads it alone (docs/JOBSTATE.md). A just-created instance profile may be refused by
-# RunInstances for a few seconds (IAM eventual consistency). SecurityGroups by name work only in the
+# RunInstances for a few seconds (IAM eventual consistency, IAM/latest/UserGuide/troubleshoot_general.html
+# "changes I make are not always immediately visible"): InvalidParameterValue naming
+# iamInstanceProfile. RunInstances repeats the launch (same client token) after these pauses; moto
+# never refuses a fresh profile. SecurityGroups by name work only in the
 # default VPC, and a group name may not start with "sg-" (API_CreateSecurityGroup.html).
 # RunInstances ClientToken is idempotent for the same request (Run_Instance_Idempotency.html);
 # moto stores it but never deduplicates. Spot: MaxPrice above $0.001 (API_SpotMarketOptions.html),
@@ -116,6 +119,7 @@ ABORT_UPLOADS_AFTER_DAYS = 7
 # AWSServiceRoleForspot, so deploy finds it by its path, which both give.
 SPOT_SERVICE = "spot.amazonaws.com"
 SPOT_SERVICE_ROLE_PATH = f"/aws-service-role/{SPOT_SERVICE}/"
+NEW_INSTANCE_PROFILE_WAITS = (2.0, 4.0, 8.0)  # seconds: 14 s in all, well within a handler's budget
 SECURITY_GROUP_NAME_PREFIX_FORBIDDEN = "sg-"
 SPOT_PRICE_HISTORY_DAYS = 90
 

@@ -117,3 +117,38 @@ def test_other_launch_refusals_keep_their_advice() -> None:
     error = ClientError({"Error": {"Code": "InsufficientInstanceCapacity", "Message": "none"}}, "RunInstances")
 
     assert "no capacity" in launch_failure(error, {}).message
+
+
+def test_a_just_made_instance_profile_is_waited_for_and_a_missing_one_still_named() -> None:
+    from chalicelib import awslimits
+    from chalicelib.awsclient import AWSClient
+
+    refusal = ClientError({"Error": {"Code": "InvalidParameterValue", "Message": (
+        "Value (neurocaas-x) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")}},
+        "RunInstances")
+
+    class SlowIAM:
+        def __init__(self, refusals: int) -> None:
+            self.refusals, self.requests = refusals, []  # type: ignore[var-annotated]
+
+        def run_instances(self, **request: object) -> dict[str, object]:
+            self.requests.append(request)
+            if self.refusals:
+                self.refusals -= 1
+                raise refusal
+            return {"Instances": [{"InstanceId": "i-1", "AmiLaunchIndex": 0}]}
+
+    request = {"ImageId": "ami-1", "ClientToken": "t", "IamInstanceProfile": {"Name": "neurocaas-x"}}
+    ec2 = SlowIAM(refusals=2)
+    aws = AWSClient(None, ec2, None)
+    pauses: list[float] = []
+    aws.sleep = pauses.append
+
+    assert [i.instance_id for i in aws.run_instances(request)] == ["i-1"]
+    assert pauses == list(awslimits.NEW_INSTANCE_PROFILE_WAITS[:2])
+    assert all(r["ClientToken"] == "t" for r in ec2.requests)  # one launch, however many requests
+
+    aws.ec2, pauses[:] = SlowIAM(refusals=99), []
+    with pytest.raises(Exception, match=r"'neurocaas-x' \(IAM_ROLE\)"):
+        aws.run_instances(request)
+    assert pauses == list(awslimits.NEW_INSTANCE_PROFILE_WAITS)
