@@ -77,6 +77,10 @@ class JobExecutor:
         Returns (instances, capacity, why, instance type)."""
         markets = capacity.markets(plan.spot)
         pending = [(a, m) for a in self._attempts(plan, batch) for m in markets]
+        # With security group names rather than ids EC2 picks the subnet itself; else the other zones
+        # are listed (one DescribeSubnets) only when AWS first says it has no capacity.
+        zones_to_add = all(g.startswith("sg-") for g in plan.security_groups)
+        excluded: set[tuple[str, Capacity]] = set()
         refused = ""
         while True:
             attempt, market = pending.pop(0)
@@ -92,7 +96,15 @@ class JobExecutor:
                 instances = self.aws.run_instances(request)
             except AWSFailure as error:
                 if error.code != "InsufficientInstanceCapacity":  # a quota: other zones do not help
+                    excluded.add((attempt.instance_type, market))
                     pending = [(a, m) for a, m in pending if (a.instance_type, m) != (attempt.instance_type, market)]
+                elif zones_to_add and attempt.instance_type == batch.instance_type:
+                    zones_to_add = False
+                    others = [(a, m) for a in self._other_zones(batch) for m in markets
+                              if (a.instance_type, m) not in excluded]
+                    here = next((k for k, (a, _) in enumerate(pending) if a.instance_type != batch.instance_type),
+                                len(pending))
+                    pending[here:here] = others  # after this zone's other market, before the fallback types
                 spot_refused = market is Capacity.SPOT and error.code in capacity.SPOT_REFUSED
                 if not (spot_refused or error.code in CAPACITY_CODES) or not pending:
                     raise
@@ -115,17 +127,18 @@ class JobExecutor:
             return instances, market, capacity.reason(market, plan.spot, refused), attempt.instance_type
 
     def _attempts(self, plan: JobPlan, batch: LaunchBatch) -> list[LaunchBatch]:
-        """The batch as first planned, in each other default subnet, then on each fallback type."""
-        types = [batch.instance_type, *(t for t in plan.fallback_instance_types if t != batch.instance_type)]
-        # With security group names rather than ids EC2 picks the subnet itself.
-        subnets = [""] + (self._subnets() if all(g.startswith("sg-") for g in plan.security_groups) else [])
-        attempts = []
-        for instance_type in types:
-            for subnet in subnets if instance_type == batch.instance_type else [""]:
-                token = batch.client_token if (instance_type, subnet) == (batch.instance_type, "") else \
-                    hashlib.sha256(f"{batch.client_token}|{instance_type}|{subnet}".encode()).hexdigest()[:64]
-                attempts.append(replace(batch, instance_type=instance_type, subnet=subnet, client_token=token))
-        return attempts
+        """The batch as first planned, then on each fallback type (the other zones come later)."""
+        types = [t for t in plan.fallback_instance_types if t != batch.instance_type]
+        return [batch, *(replace(batch, instance_type=t, client_token=self._token(batch, t, "")) for t in types)]
+
+    def _other_zones(self, batch: LaunchBatch) -> list[LaunchBatch]:
+        """The batch as planned, in each of the account's default subnets."""
+        return [replace(batch, subnet=s, client_token=self._token(batch, batch.instance_type, s))
+                for s in self._subnets()]
+
+    @staticmethod
+    def _token(batch: LaunchBatch, instance_type: str, subnet: str) -> str:
+        return hashlib.sha256(f"{batch.client_token}|{instance_type}|{subnet}".encode()).hexdigest()[:64]
 
     def _subnets(self) -> list[str]:
         """The default subnets, read once per handler (none when they cannot be read)."""

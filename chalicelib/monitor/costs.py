@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -41,8 +42,8 @@ def add_to_ledger(aws: AWSClient, bucket: str, group: str, dollars: float, ended
     end.txt adds it, and the reaper adds it again only if that writer died first. Returns whether
     this call added it."""
     def change(body: bytes | None) -> bytes | None:
-        ledger = json.loads(body) if body else {"spent": 0.0, "records": 0}
-        recent = list(ledger.get("ends", []))
+        ledger: dict[str, Any] = json.loads(body) if body else {"spent": 0.0, "records": 0}
+        recent: list[str] = list(ledger.get("ends", []))
         if ended and ended in recent:
             return None
         ledger["spent"] = round(float(ledger["spent"]) + dollars, 6)
