@@ -198,7 +198,7 @@ def test_without_the_remote_side_the_dataset_fails_within_a_minute(s3: Any, endp
     assert done.returncode == 1
     reported = status(s3)
     assert reported["status"] == "FAILED"
-    assert "remote side 0.2.0 is not on this image and could not be installed" in reported["reason"]
+    assert f"remote side {agent.VERSION} is not on this image and could not be installed" in reported["reason"]
     assert "Deploy the analysis again" in reported["reason"]
     assert not (home / "ran").exists()
     assert keys(s3, f"{JOB}/internal_ec2_logs/")

@@ -298,3 +298,18 @@ def test_old_style_rules_and_the_transition_minimum_size_survive_the_lifecycle_r
     assert rules[0] == {"ID": "old", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 3}}
     assert all("Prefix" not in rule for rule in rules)
     assert call.params["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+
+
+def test_a_deploy_after_the_agent_changed_uploads_the_new_agent(account: Account) -> None:
+    account.init()
+    account.deploy(account.blueprint())
+    s3 = account.clients("s3")
+    # what an earlier release left: same version number, other content
+    s3.put_object(Bucket="spikes-test", Key=f"neurocaas/agent/neurocaas_agent-{agent.VERSION}.pyz", Body=b"old")
+    s3.delete_object(Bucket="spikes-test", Key=agent.artifact_key())
+
+    account.deploy(account.blueprint())
+
+    assert agent.SHA256[:16] in agent.artifact_key()
+    body = s3.get_object(Bucket="spikes-test", Key=agent.artifact_key())["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == agent.SHA256

@@ -5,4 +5,4 @@ reports live status to the dataset's status file, pushes results to ``process_re
 Standard library only, Python 3.8+, so it runs on the Python of a stock Ubuntu or Deep Learning AMI.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
