@@ -358,6 +358,27 @@ def test_the_reaper_adds_the_cost_the_end_writer_died_before_adding_and_only_onc
     assert json.loads(uploaded.get(ledger_key(GROUP)))["records"] == 1
 
 
+def test_post_processing_cut_short_by_a_dead_end_writer_is_run_by_the_reaper_once(uploaded, monkeypatch) -> None:
+    clock = FakeClock()
+    record = start(uploaded, clock, "a.tif")
+    uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
+    spec = "tests.test_jobstate:count_ending"
+    ENDINGS.clear()
+    monkeypatch.setattr("chalicelib.monitor.statechange.run_postprocess", lambda *a: (_ for _ in ()).throw(
+        Crash("the Lambda timed out")))
+    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
+                              postprocess=spec, open_jobs=OpenJobs())
+    with pytest.raises(Crash):
+        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+    monkeypatch.undo()
+
+    for _ in range(2):
+        reap(uploaded.aws, uploaded.settings.bucket_name, clock(), postprocess=spec)
+
+    assert len(ENDINGS) == 1 and uploaded.certificate(JOB).count(f"POSTPROCESSING ({spec}): DONE") == 1
+    assert json.loads(uploaded.get(ledger_key(GROUP)))["records"] == 1
+
+
 @pytest.mark.parametrize("count", [1, 100])
 def test_a_submission_makes_a_constant_number_of_s3_requests(analysis, count: int) -> None:
     names = [f"x{i:03d}.bin" for i in range(count)]

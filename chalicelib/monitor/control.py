@@ -138,7 +138,8 @@ def reap(aws: AWSClient, bucket: str, now: datetime, *, resume: Callable[[str], 
         # TIMED OUT first: an instance ended without a final report would be relaunched.
         _time_out(aws, bucket, report.overdue, listed, now, open_jobs)
         aws.terminate(report.overdue)
-    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess), relaunch, settle_hook(aws))
+    reconciler = Reconciler(aws, lambda: now, end_hook(aws, logger, postprocess), relaunch,
+                            settle_hook(aws, logger, postprocess))
     for job in jobs:
         try:
             _reap_job(aws, bucket, job, listed, now, reconciler, resume, report)

@@ -1,8 +1,9 @@
 """Optional post-processing: a blueprint may name a function to run once a job has ended.
 
 ``Lambda.LambdaConfig.POSTPROCESS`` is ``"module:function"``, importable in the deployed package
-(e.g. a module under ``chalicelib/``). It is called once, right after ``end.txt`` is written,
-with a :class:`JobEnded`; whatever it raises is logged and reported in the certificate.
+(e.g. a module under ``chalicelib/``). It is called right after ``end.txt`` is written, with a
+:class:`JobEnded`; whatever it raises is logged and reported in the certificate. If the writer of
+``end.txt`` dies before the certificate reports it, the reaper runs it again: at least once.
 """
 
 from __future__ import annotations

@@ -68,10 +68,19 @@ def end_hook(aws: AWSClient, logger: Any, postprocess: str = "") -> EndHook:
     return ended
 
 
-def settle_hook(aws: AWSClient) -> EndHook:
-    """For the reaper: an ended job still holding its open marker gets its cost into the ledger,
-    unless the writer of its end.txt added it before dying (the ledger knows each end once)."""
+def settle_hook(aws: AWSClient, logger: Any, postprocess: str = "") -> EndHook:
+    """For the reaper: an ended job still holding its open marker (its end.txt writer may have died
+    part way) gets what that writer owed: the post-processing, unless the certificate already
+    reports it for this end (so it runs at least once), and its cost in the ledger, unless the
+    ledger already counts this end (so it is added exactly once)."""
     def settle(record: JobRecord, bucket: str, prefix: str, cost: float) -> None:
+        if postprocess:
+            try:
+                certificate = aws.get_object(ObjectRef(bucket, f"{prefix}/logs/certificate.txt")).body.decode()
+            except ObjectMissing:
+                certificate = ""
+            if certificate.count(f"POSTPROCESSING ({postprocess})") < record.retries + 1:
+                run_postprocess(postprocess, JobEnded(aws.s3, bucket, prefix, cost), logger)
         add_to_ledger(aws, record.analysis, record.group, cost, end_id(record, prefix))
 
     return settle
