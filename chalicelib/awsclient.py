@@ -79,6 +79,9 @@ def launch_failure(error: ClientError, request: Mapping[str, Any]) -> AWSFailure
         f"create it or correct {key} in the blueprint and deploy again. (AWS: {code})", code=code)
 
 
+PROFILE_MEMORY_SECONDS = 600.0
+
+
 def _profile_not_seen_yet(error: ClientError) -> bool:
     message = str(error.response.get("Error", {}).get("Message", ""))
     return _code(error) == "InvalidParameterValue" and "iamInstanceProfile" in message
@@ -155,6 +158,7 @@ class AWSClient:
         self.spot_history = spot_history
         self._spot_prices: dict[str, tuple[float, float | None]] = {}
         self.sleep: Callable[[float], None] = time.sleep
+        self._profiles_not_seen: dict[str, float] = {}  # instance profile -> when a whole wait failed
 
     @classmethod
     def create(cls, region: str | None = None, session: boto3.Session | None = None) -> "AWSClient":
@@ -244,14 +248,22 @@ class AWSClient:
         """Launch; an instance profile EC2 does not see yet is waited for (IAM is eventually
         consistent: a profile deploy has just made is refused for a few seconds). The request's
         client token makes the repeats one launch."""
-        for pause in (*awslimits.NEW_INSTANCE_PROFILE_WAITS, None):
+        profile = str((request.get("IamInstanceProfile") or {}).get("Name", ""))
+        # A profile that stayed invisible through a whole wait is not waited for again for a while:
+        # a truly missing one must not cost every launch of a reaper pass 14 s.
+        refused_at = self._profiles_not_seen.get(profile)
+        waits = () if refused_at is not None and time.monotonic() - refused_at < PROFILE_MEMORY_SECONDS \
+            else awslimits.NEW_INSTANCE_PROFILE_WAITS
+        for pause in (*waits, None):
             try:
                 response = self.ec2.run_instances(**request)
                 break
             except ClientError as error:
-                if pause is not None and _profile_not_seen_yet(error) and request.get("IamInstanceProfile"):
-                    self.sleep(pause)
-                    continue
+                if profile and _profile_not_seen_yet(error):
+                    if pause is not None:
+                        self.sleep(pause)
+                        continue
+                    self._profiles_not_seen[profile] = time.monotonic()
                 raise launch_failure(error, request) from error
             except BotoCoreError as error:
                 raise _failure("starting instances", error) from error

@@ -119,6 +119,9 @@ ABORT_UPLOADS_AFTER_DAYS = 7
 # AWSServiceRoleForspot, so deploy finds it by its path, which both give.
 SPOT_SERVICE = "spot.amazonaws.com"
 SPOT_SERVICE_ROLE_PATH = f"/aws-service-role/{SPOT_SERVICE}/"
+# A Lambda function runs at most 15 minutes (gettingstarted-limits.html): an end.txt older than this
+# has a writer that is done or dead, so the reaper may settle what it owed.
+LAMBDA_LONGEST_RUN_SECONDS = 900
 NEW_INSTANCE_PROFILE_WAITS = (2.0, 4.0, 8.0)  # seconds: 14 s in all, well within a handler's budget
 SECURITY_GROUP_NAME_PREFIX_FORBIDDEN = "sg-"
 SPOT_PRICE_HISTORY_DAYS = 90

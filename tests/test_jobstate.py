@@ -19,7 +19,6 @@ from chalicelib.executor import JobExecutor
 from chalicelib.jobmanager import JobManager, Outcome
 from chalicelib.jobstate.markers import OpenJobs
 from chalicelib.jobstate.reconcile import Reconciler
-from chalicelib.jobstore import JobStore
 from chalicelib.monitor.control import reap
 from chalicelib.monitor.costs import ledger_key
 from chalicelib.monitor.legacy import is_record_key
@@ -167,67 +166,6 @@ def test_a_crashed_submit_handler_is_resumed_by_the_reaper(uploaded) -> None:
     assert sorted(record["instance_ids"]) == sorted(i["InstanceId"] for i in uploaded.instances())
 
 
-def test_a_handler_that_dies_between_the_claim_and_the_open_marker_is_resumed_too(uploaded, monkeypatch) -> None:
-    clock = FakeClock()
-    real_save = JobStore.save_open_marker
-    crashes = {"left": 1}
-
-    def dies_first(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if crashes["left"]:
-            crashes["left"] -= 1
-            raise Crash("timed out")
-        return real_save(self, *args, **kwargs)
-
-    monkeypatch.setattr(JobStore, "save_open_marker", dies_first)
-    manager = JobManager(uploaded.settings, uploaded.aws, clock=clock)
-    invoker = AsyncInvoker(clock, lambda e: manager.handle_submit(uploaded.settings.bucket_name, KEY), lambda e: None)
-    uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif"))
-
-    invoker.invoke(s3_event(uploaded.settings.bucket_name, KEY))
-    clock.advance(60)
-    invoker.run_due()  # the retry finds the claim held: a duplicate, but it leaves the job its marker
-    assert invoker.outcomes == ["Crash", "ok"] and uploaded.instances() == []
-    assert [k.rsplit("/", 1)[-1] for k in uploaded.keys("logs/open/")] == [f"job__{uploaded.settings.bucket_name}_{JOB}.json"]
-
-    clock.advance(400)  # past the lease
-    resume = lambda key: manager.handle_submit(uploaded.settings.bucket_name, key)  # noqa: E731
-    report = reap(uploaded.aws, uploaded.settings.bucket_name, clock(), resume=resume)
-
-    assert report.resumed == [f"job__{uploaded.settings.bucket_name}_{JOB}"]
-    assert uploaded.record(JOB)["state"] == "RUNNING" and len(uploaded.instances()) == 1
-
-
-def test_a_job_cancelled_while_queued_never_launches(uploaded) -> None:
-    clock = FakeClock()
-    folder = uploaded.job_folder(JOB)
-    # The cancel reaches a QUEUED job (no instance yet): it can only leave cancel.json.
-    uploaded.put(f"{folder}/logs/cancel.json", {"by": "alice", "at": clock().isoformat()})
-    uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif", f"{GROUP}/inputs/b.tif"))
-
-    JobManager(uploaded.settings, uploaded.aws, clock=clock).handle_submit(uploaded.settings.bucket_name, KEY)
-
-    assert uploaded.instances(("pending", "running", "shutting-down", "terminated")) == []
-    record = uploaded.record(JOB)
-    assert record["state"] == "CANCELLED" and record["reason"] == "Cancelled by alice." and record["actual_cost"] == 0
-    assert "Cancelled by alice. No instance was launched" in uploaded.certificate(JOB)
-    assert uploaded.keys("logs/open/") == []
-
-
-def test_a_cancel_that_raced_the_launch_is_carried_out_by_the_reaper(uploaded) -> None:
-    clock = FakeClock()
-    uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif"))
-    JobManager(uploaded.settings, uploaded.aws, clock=clock).handle_submit(uploaded.settings.bucket_name, KEY)
-    assert uploaded.record(JOB)["state"] == "RUNNING" and len(uploaded.instances()) == 1
-    # cancel.json written after the handler's look, by a cancel that had read the job as QUEUED
-    uploaded.put(f"{uploaded.job_folder(JOB)}/logs/cancel.json", {"by": "bob"})
-
-    report = reap(uploaded.aws, uploaded.settings.bucket_name, clock())
-
-    assert "cancelled by bob" in next(iter(report.jobs.values()))
-    assert uploaded.instances() == []
-    assert uploaded.record(JOB)["state"] == "CANCELLED"
-
-
 def test_failed_invocations_are_replayed_from_the_dead_letter_queue(uploaded, monkeypatch) -> None:
     clock = FakeClock()
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -328,55 +266,6 @@ def test_the_reaper_ends_a_job_whose_events_were_all_lost_even_once_ec2_forgot_i
     assert Reconciler(aws, clock).reconcile(f"s3://{uploaded.settings.bucket_name}/{uploaded.job_folder(JOB)}") \
         .state.value == "SUCCEEDED"  # reconciling an ended job again changes nothing
     assert uploaded.keys("logs/open/") == []
-
-
-def test_the_reaper_adds_the_cost_the_end_writer_died_before_adding_and_only_once(uploaded, monkeypatch) -> None:
-    clock = FakeClock()
-    record = start(uploaded, clock, "a.tif")
-    uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
-    monkeypatch.setattr("chalicelib.monitor.statechange.add_to_ledger", lambda *a, **k: (_ for _ in ()).throw(
-        Crash("the Lambda timed out")))
-    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
-                              open_jobs=OpenJobs())
-    with pytest.raises(Crash):
-        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
-    assert uploaded.record(JOB)["state"] == "SUCCEEDED" and len(uploaded.keys("logs/open/")) == 1
-    monkeypatch.undo()
-
-    reap(uploaded.aws, uploaded.settings.bucket_name, clock())
-    reap(uploaded.aws, uploaded.settings.bucket_name, clock())  # nothing left to settle
-
-    ledger = json.loads(uploaded.get(ledger_key(GROUP)))
-    assert ledger["records"] == 1 and ledger["spent"] == pytest.approx(uploaded.record(JOB)["actual_cost"], abs=1e-6)
-    assert uploaded.keys("logs/open/") == []
-    # the end writer adding after all (a slow one, not a dead one) is noticed too
-    from chalicelib.monitor.costs import add_to_ledger, end_id
-    from chalicelib.records import JobRecord
-    ended = JobRecord.model_validate(uploaded.record(JOB))
-    assert add_to_ledger(uploaded.aws, uploaded.settings.bucket_name, GROUP, 1.0,
-                         end_id(ended, uploaded.job_folder(JOB))) is False
-    assert json.loads(uploaded.get(ledger_key(GROUP)))["records"] == 1
-
-
-def test_post_processing_cut_short_by_a_dead_end_writer_is_run_by_the_reaper_once(uploaded, monkeypatch) -> None:
-    clock = FakeClock()
-    record = start(uploaded, clock, "a.tif")
-    uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
-    spec = "tests.test_jobstate:count_ending"
-    ENDINGS.clear()
-    monkeypatch.setattr("chalicelib.monitor.statechange.run_postprocess", lambda *a: (_ for _ in ()).throw(
-        Crash("the Lambda timed out")))
-    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
-                              postprocess=spec, open_jobs=OpenJobs())
-    with pytest.raises(Crash):
-        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
-    monkeypatch.undo()
-
-    for _ in range(2):
-        reap(uploaded.aws, uploaded.settings.bucket_name, clock(), postprocess=spec)
-
-    assert len(ENDINGS) == 1 and uploaded.certificate(JOB).count(f"POSTPROCESSING ({spec}): DONE") == 1
-    assert json.loads(uploaded.get(ledger_key(GROUP)))["records"] == 1
 
 
 @pytest.mark.parametrize("count", [1, 100])

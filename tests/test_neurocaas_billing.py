@@ -152,3 +152,7 @@ def test_a_just_made_instance_profile_is_waited_for_and_a_missing_one_still_name
     with pytest.raises(Exception, match=r"'neurocaas-x' \(IAM_ROLE\)"):
         aws.run_instances(request)
     assert pauses == list(awslimits.NEW_INSTANCE_PROFILE_WAITS)
+    pauses[:] = []
+    with pytest.raises(Exception, match=r"'neurocaas-x' \(IAM_ROLE\)"):
+        aws.run_instances(request)  # still missing: refused at once, not after another 14 s
+    assert pauses == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib import awslimits
 from chalicelib.awsclient import AWSClient, ListedObject, ObjectMissing, PreconditionFailed
 from chalicelib.certificate import (
     actual_cost_line,
@@ -111,10 +112,9 @@ class Reconciler:
         if record.state in ENDED_JOB:
             if running:
                 return Reconciled(record.state, f"ended; {len(running)} instance(s) still stopping")
-            if self.settle is not None and record.actual_cost is not None:
-                self.settle(record, bucket, prefix, round(max(record.actual_cost - record.billed_cost, 0.0), 4))
-            self._close(record, prefix)
-            return Reconciled(record.state, "ended")
+            if self._settle_and_close(record, bucket, prefix, record.actual_cost or 0.0):
+                return Reconciled(record.state, "ended")
+            return Reconciled(record.state, "ended; its end is settled by the reaper once its writer must be done")
         if running and not refresh:
             return Reconciled(record.state, f"{len(running)} instance(s) still running")
         facts = self._facts(bucket, prefix, record)
@@ -198,9 +198,12 @@ class Reconciler:
             won = False
         self._write_certificate(bucket, prefix, record, states, facts, cost)
         self._write_record(bucket, prefix, states, (state, reason, cost, finished))
-        if won and self.on_end is not None:
-            self.on_end(record, bucket, prefix, round(max(cost - record.billed_cost, 0.0), 4))
-        self._close(record, prefix)
+        if won:
+            if self.on_end is not None:
+                self.on_end(record, bucket, prefix, round(max(cost - record.billed_cost, 0.0), 4))
+            self._close(record, prefix)
+        else:  # the writer of end.txt closes the job, or, if it died part way, the reaper
+            self._settle_and_close(record, bucket, prefix, cost)
         return Reconciled(state, f"job ended {state.value}: end.txt {'written' if won else 'already written'}, "
                                  f"actual cost ${cost:.4f}", ended_now=won)
 
@@ -268,6 +271,23 @@ class Reconciler:
             return current.to_bytes()
 
         rewrite(self.aws, bucket, f"{prefix}/logs/job.json", change, "application/json")
+
+    def _settle_and_close(self, record: JobRecord, bucket: str, prefix: str, cost: float) -> bool:
+        """Remove the open marker of an ended job this reconcile did not end, once nothing is owed:
+        no end.txt (nothing ran at its end) or nothing launched; else, with a ``settle`` hook, once
+        end.txt is older than any Lambda can run (its writer is done or dead), after settling what
+        that writer owed. Returns whether the marker went."""
+        listed, _ = self.aws.list_objects(bucket, f"{prefix}/process_results/end.txt")
+        end = next((o for o in listed if o.key == f"{prefix}/process_results/end.txt"), None)
+        if end is not None and record.instance_ids:
+            if self.settle is None:
+                return False
+            written = end.last_modified or self.clock()
+            if (self.clock() - written).total_seconds() < awslimits.LAMBDA_LONGEST_RUN_SECONDS:
+                return False
+            self.settle(record, bucket, prefix, round(max(cost - record.billed_cost, 0.0), 4))
+        self._close(record, prefix)
+        return True
 
     def _close(self, record: JobRecord, prefix: str) -> None:
         """The job's end is recorded: its open marker goes."""

@@ -21,7 +21,9 @@ from chalicelib.certificate import format_time
 from chalicelib.exceptions import NeuroCAASError, SubmissionRefused
 from chalicelib.facts import gather_budget
 from chalicelib.jobstate.conditional import rewrite
+from chalicelib.jobstate.markers import open_key
 from chalicelib.jobstate.reconcile import ENDED_JOB, Reconciler
+from chalicelib.monitor.costs import add_to_ledger, end_id
 from chalicelib.monitor.statechange import end_hook
 from chalicelib.paths import ObjectRef, group_of, job_name, refusal_job_name
 from chalicelib.planner import check_budget
@@ -88,6 +90,13 @@ def retry_job(aws: AWSClient, settings: AnalysisSettings, bucket: str, prefix: s
 def _reopen(aws: AWSClient, bucket: str, prefix: str, record: JobRecord, number: int, now: datetime) -> None:
     """The job runs again: its end so far (end.txt, ending.json, a cancel) kept under ``logs/ends/``,
     its cost so far counted as billed (the next end adds only the rest to the ledger), its state RUNNING."""
+    # An end whose open marker is still there may owe the ledger its cost (its writer died before
+    # adding it, and the reaper had not settled it yet): added here, the ledger counting each end
+    # once, so a live writer adding it too changes nothing.
+    marker = ObjectRef(record.analysis, open_key(record.group, prefix.rsplit("/", 1)[-1]))
+    if record.actual_cost is not None and record.instance_ids and aws.exists(marker):
+        add_to_ledger(aws, record.analysis, record.group, round(max(record.actual_cost - record.billed_cost, 0.0), 4),
+                      end_id(record, prefix))
     for source, kept in ((f"{prefix}/process_results/end.txt", f"end-{number}.txt"),
                          (f"{prefix}/logs/cancel.json", f"cancel-{number}.json"),
                          (f"{prefix}/logs/ending.json", f"ending-{number}.json")):
