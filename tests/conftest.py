@@ -186,3 +186,12 @@ def endpoint() -> Iterator[str]:
     server.start()
     yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
     server.stop()
+
+
+@pytest.fixture
+def agent_client(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The remote side's own S3 client, pointed at the module's moto server."""
+    from neurocaas_agent.core import Client
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    return Client()

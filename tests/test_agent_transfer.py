@@ -23,9 +23,8 @@ def endpoint(endpoint: str) -> str:
 
 
 @pytest.fixture
-def client(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    return Client()
+def client(agent_client: Client) -> Client:
+    return agent_client
 
 
 def s3(endpoint: str) -> Any:

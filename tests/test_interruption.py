@@ -23,9 +23,8 @@ def endpoint(endpoint: str) -> str:
 
 
 @pytest.fixture
-def client(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    return Client()
+def client(agent_client: Client) -> Client:
+    return agent_client
 
 
 def test_the_warning_writes_the_notice_file_once_and_tells_the_runner(client: Client, tmp_path: Path) -> None:

@@ -4,13 +4,16 @@ claim and the open marker, after end.txt), and a cancel that reaches a job befor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger
 
 from chalicelib.jobmanager import JobManager
 from chalicelib.jobstate.markers import OpenJobs
+from chalicelib.jobstate.reconcile import Reconciler
 from chalicelib.jobstore import JobStore
 from chalicelib.monitor.control import reap
 from chalicelib.monitor.costs import add_to_ledger, end_id, ledger_key
@@ -26,18 +29,34 @@ def past_any_lambda(clock: FakeClock) -> None:
     clock.now = datetime.now(timezone.utc) + timedelta(minutes=16)
 
 
+def crashing_once(real: Callable[..., Any]) -> Callable[..., Any]:
+    """``real``, except that its first call dies as a Lambda that ran out of time."""
+    left = {"crashes": 1}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if left["crashes"]:
+            left["crashes"] -= 1
+            raise Crash("the Lambda timed out")
+        return real(*args, **kwargs)
+
+    return call
+
+
+def always_crashing(*args: Any, **kwargs: Any) -> Any:
+    raise Crash("the Lambda timed out")
+
+
+def end_with_a_dead_writer(uploaded, clock: FakeClock, record: Any, postprocess: str = "") -> None:  # type: ignore[no-untyped-def]
+    """The job's last instance ends; the Lambda that ends the job dies where the test made it."""
+    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
+                              postprocess=postprocess, open_jobs=OpenJobs())
+    with pytest.raises(Crash):
+        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+
+
 def test_a_handler_that_dies_between_the_claim_and_the_open_marker_is_resumed_too(uploaded, monkeypatch) -> None:
     clock = FakeClock()
-    real_save = JobStore.save_open_marker
-    crashes = {"left": 1}
-
-    def dies_first(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if crashes["left"]:
-            crashes["left"] -= 1
-            raise Crash("timed out")
-        return real_save(self, *args, **kwargs)
-
-    monkeypatch.setattr(JobStore, "save_open_marker", dies_first)
+    monkeypatch.setattr(JobStore, "save_open_marker", crashing_once(JobStore.save_open_marker))
     manager = JobManager(uploaded.settings, uploaded.aws, clock=clock)
     invoker = AsyncInvoker(clock, lambda e: manager.handle_submit(uploaded.settings.bucket_name, KEY), lambda e: None)
     uploaded.put(KEY, submit_doc(f"{GROUP}/inputs/a.tif"))
@@ -91,12 +110,8 @@ def test_the_reaper_adds_the_cost_the_end_writer_died_before_adding_and_only_onc
     clock = FakeClock()
     record = start(uploaded, clock, "a.tif")
     uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
-    monkeypatch.setattr("chalicelib.monitor.statechange.add_to_ledger", lambda *a, **k: (_ for _ in ()).throw(
-        Crash("the Lambda timed out")))
-    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
-                              open_jobs=OpenJobs())
-    with pytest.raises(Crash):
-        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+    monkeypatch.setattr("chalicelib.monitor.statechange.add_to_ledger", always_crashing)
+    end_with_a_dead_writer(uploaded, clock, record)
     assert uploaded.record(JOB)["state"] == "SUCCEEDED" and len(uploaded.keys("logs/open/")) == 1
     monkeypatch.undo()
 
@@ -123,12 +138,8 @@ def test_post_processing_cut_short_by_a_dead_end_writer_is_run_by_the_reaper_onc
     uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
     spec = "tests.test_jobstate:count_ending"
     ENDINGS.clear()
-    monkeypatch.setattr("chalicelib.monitor.statechange.run_postprocess", lambda *a: (_ for _ in ()).throw(
-        Crash("the Lambda timed out")))
-    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
-                              postprocess=spec, open_jobs=OpenJobs())
-    with pytest.raises(Crash):
-        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+    monkeypatch.setattr("chalicelib.monitor.statechange.run_postprocess", always_crashing)
+    end_with_a_dead_writer(uploaded, clock, record, postprocess=spec)
     monkeypatch.undo()
 
     reap(uploaded.aws, uploaded.settings.bucket_name, clock(), postprocess=spec)
@@ -141,31 +152,13 @@ def test_post_processing_cut_short_by_a_dead_end_writer_is_run_by_the_reaper_onc
     assert json.loads(uploaded.get(ledger_key(GROUP)))["records"] == 1
 
 
-def dies_after_end_txt(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The end writer's Lambda dies right after creating end.txt (before job.json says ended)."""
-    from chalicelib.jobstate.reconcile import Reconciler
-
-    real = Reconciler._write_certificate
-    left = {"crashes": 1}
-
-    def crash_once(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if left["crashes"]:
-            left["crashes"] -= 1
-            raise Crash("the Lambda timed out")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Reconciler, "_write_certificate", crash_once)
-
-
 def test_an_end_writer_dead_right_after_end_txt_is_settled_by_the_reaper(uploaded, monkeypatch) -> None:
     clock = FakeClock()
     record = start(uploaded, clock, "a.tif")
     uploaded.put(status_key(uploaded, "a.tif"), {"status": "SUCCESS"})
-    dies_after_end_txt(monkeypatch)
-    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
-                              open_jobs=OpenJobs())
-    with pytest.raises(Crash):
-        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+    # dies right after creating end.txt, before job.json says the job ended
+    monkeypatch.setattr(Reconciler, "_write_certificate", crashing_once(Reconciler._write_certificate))
+    end_with_a_dead_writer(uploaded, clock, record)
 
     reap(uploaded.aws, uploaded.settings.bucket_name, clock())  # ends the record, but the end is not its own
     assert uploaded.record(JOB)["state"] == "SUCCEEDED" and len(uploaded.keys("logs/open/")) == 1
@@ -183,12 +176,8 @@ def test_a_retry_before_the_reaper_settled_still_bills_the_first_end(uploaded, m
     clock = FakeClock()
     record = start(uploaded, clock, "a.tif")
     uploaded.put(status_key(uploaded, "a.tif"), {"status": "FAILED", "reason": "bad luck"})
-    monkeypatch.setattr("chalicelib.monitor.statechange.add_to_ledger", lambda *a, **k: (_ for _ in ()).throw(
-        Crash("the Lambda timed out")))
-    monitor = InstanceMonitor(uploaded.aws, uploaded.settings.bucket_name, clock, Logger(service="test"),
-                              open_jobs=OpenJobs())
-    with pytest.raises(Crash):
-        monitor.handle(record.instance_ids[0], "terminated", clock() + timedelta(hours=1))
+    monkeypatch.setattr("chalicelib.monitor.statechange.add_to_ledger", always_crashing)
+    end_with_a_dead_writer(uploaded, clock, record)
     monkeypatch.undo()
     first_cost = uploaded.record(JOB)["actual_cost"]
 
