@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.handler_bench import BUCKET, SUBMIT_KEY, account  # noqa: E402 (sets dummy credentials)
+from benchmarks.moto_account import BUCKET, SUBMIT_KEY, account  # noqa: E402 (sets dummy credentials)
 from chalicelib.awsclient import AWSClient  # noqa: E402
 from chalicelib.jobstate.markers import OpenJobs  # noqa: E402
 from chalicelib.monitor.control import reap  # noqa: E402

@@ -195,3 +195,11 @@ def agent_client(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     return Client()
+
+
+def with_bucket(endpoint: str, bucket: str) -> str:
+    """The moto server at ``endpoint`` with ``bucket`` made (for a module's own ``endpoint`` fixture)."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return endpoint

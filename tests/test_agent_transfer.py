@@ -8,9 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-
 from neurocaas_agent import transfer
 from neurocaas_agent.core import Client, S3Error
+
+from tests.conftest import with_bucket
 
 BUCKET = "transfer-bucket"
 
@@ -18,8 +19,7 @@ BUCKET = "transfer-bucket"
 @pytest.fixture(scope="module")
 def endpoint(endpoint: str) -> str:
     """The shared moto server (tests/conftest.py), with this module's bucket."""
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    return endpoint
+    return with_bucket(endpoint, BUCKET)
 
 
 @pytest.fixture

@@ -6,11 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-
 from neurocaas_agent.core import Client
-from neurocaas_agent.interruption import InterruptionWatch, attempts_report, file_notice, metadata_notice
+from neurocaas_agent.interruption import (
+    InterruptionWatch,
+    attempts_report,
+    file_notice,
+    metadata_notice,
+)
+
+from tests.conftest import with_bucket
 
 BUCKET, PREFIX = "results", "lab/results/job__x_1/process_results/checkpoints/a.tif"
 
@@ -18,8 +23,7 @@ BUCKET, PREFIX = "results", "lab/results/job__x_1/process_results/checkpoints/a.
 @pytest.fixture(scope="module")
 def endpoint(endpoint: str) -> str:
     """The shared moto server (tests/conftest.py), with this module's bucket."""
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    return endpoint
+    return with_bucket(endpoint, BUCKET)
 
 
 @pytest.fixture
